@@ -1,0 +1,87 @@
+package shards
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+
+	"gocloud.dev/blob"
+	_ "gocloud.dev/blob/azureblob" // azblob://
+	"gocloud.dev/blob/fileblob"
+	_ "gocloud.dev/blob/gcsblob" // gs://
+	_ "gocloud.dev/blob/memblob" // mem://
+	_ "gocloud.dev/blob/s3blob"  // s3://
+)
+
+// NormalizeURL turns a plain path into a file:// URL with an absolute path
+// and leaves URLs with a scheme unchanged.
+func NormalizeURL(raw string) (string, error) {
+	if raw == "" {
+		return "", fmt.Errorf("shards: empty URL")
+	}
+	if strings.Contains(raw, "://") {
+		return raw, nil
+	}
+	abs, err := filepath.Abs(raw)
+	if err != nil {
+		return "", fmt.Errorf("shards: %q: %w", raw, err)
+	}
+	return "file://" + filepath.ToSlash(abs), nil
+}
+
+// SplitURL splits a blob URL into the URL of its bucket (scheme, bucket and
+// query, no path) and the key path inside it, without leading or trailing
+// slashes. For file:// URLs the bucket is the file system root.
+//
+//	s3://b/in/00001.tar?region=x  ->  s3://b?region=x, in/00001.tar
+//	file:///data/in              ->  file:///, data/in
+func SplitURL(raw string) (bucketURL, key string, err error) {
+	raw, err = NormalizeURL(raw)
+	if err != nil {
+		return "", "", err
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", "", fmt.Errorf("shards: bad URL %q: %w", raw, err)
+	}
+	key = strings.Trim(u.Path, "/")
+	u.Path = ""
+	if u.Scheme == "file" {
+		u.Path = "/"
+	}
+	return u.String(), key, nil
+}
+
+// OpenDir opens the folder that a URL names as a bucket whose keys are
+// relative to that folder. With create set, a missing local folder is made.
+func OpenDir(ctx context.Context, raw string, create bool) (*blob.Bucket, error) {
+	bucketURL, prefix, err := SplitURL(raw)
+	if err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(bucketURL, "file:") {
+		dir := "/" + prefix
+		b, err := fileblob.OpenBucket(dir, &fileblob.Options{
+			CreateDir: create,
+			// Temporary files next to their targets: a rename never crosses
+			// mounts, and a killed run's leftovers stay visible (*.tmp).
+			NoTempDir: true,
+			// No .attrs sidecars: a shard folder holds only the shard files.
+			Metadata: fileblob.MetadataDontWrite,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("shards: open folder %s: %w", dir, err)
+		}
+		return b, nil
+	}
+	b, err := blob.OpenBucket(ctx, bucketURL)
+	if err != nil {
+		return nil, fmt.Errorf("shards: open bucket %s: %w", bucketURL, err)
+	}
+	if prefix != "" {
+		b = blob.PrefixedBucket(b, prefix+"/")
+	}
+	return b, nil
+}
