@@ -41,10 +41,10 @@ type Reason string
 // Reasons found while reading input shards. The image and text stages define
 // their own codes in the same style.
 const (
-	ReasonNoImage         Reason = "no_image"          // caption/json without an image member
-	ReasonNoCaption       Reason = "no_caption"        // image without a caption
-	ReasonDuplicateMember Reason = "duplicate_member"  // two members with the same key and extension
-	ReasonUnsafePath      Reason = "unsafe_path"       // tar member with ../ or an absolute path
-	ReasonTruncatedInput  Reason = "truncated_input"   // the input shard ended mid-member
-	ReasonUnreadableInput Reason = "unreadable_input"  // a row or file could not be read
+	ReasonNoImage         Reason = "no_image"         // caption/json without an image member
+	ReasonNoCaption       Reason = "no_caption"       // image without a caption
+	ReasonDuplicateMember Reason = "duplicate_member" // two members with the same key and extension
+	ReasonUnsafePath      Reason = "unsafe_path"      // tar member with ../ or an absolute path
+	ReasonTruncatedInput  Reason = "truncated_input"  // the input shard ended mid-member
+	ReasonUnreadableInput Reason = "unreadable_input" // a row or file could not be read
 )

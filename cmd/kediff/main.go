@@ -1,0 +1,64 @@
+// Command kediff prepares image-text data with extracted knowledge and trains
+// latent text-to-image diffusion models as a mixture of denoising experts.
+//
+// Each subcommand parses its flags and calls one package; see "kediff help".
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// command is one subcommand: its one-line summary and its entry point.
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string) error
+}
+
+var commands = map[string]command{}
+
+// order is the order "kediff help" lists the commands in.
+var order = []string{}
+
+func register(name, summary string, run func(ctx context.Context, args []string) error) {
+	commands[name] = command{summary, run}
+	order = append(order, name)
+}
+
+func usage() {
+	fmt.Fprintf(os.Stderr, "usage: kediff <command> [flags]\n\ncommands:\n")
+	for _, name := range order {
+		fmt.Fprintf(os.Stderr, "  %-12s %s\n", name, commands[name].summary)
+	}
+	fmt.Fprintf(os.Stderr, "\nRun \"kediff <command> -h\" for a command's flags.\n")
+}
+
+func main() {
+	if len(os.Args) < 2 || os.Args[1] == "help" || os.Args[1] == "-h" || os.Args[1] == "--help" {
+		usage()
+		if len(os.Args) < 2 {
+			os.Exit(2)
+		}
+		return
+	}
+	cmd, ok := commands[os.Args[1]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "kediff: unknown command %q\n\n", os.Args[1])
+		usage()
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := cmd.run(ctx, os.Args[2:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		fmt.Fprintf(os.Stderr, "kediff %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
