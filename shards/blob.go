@@ -11,7 +11,7 @@ import (
 	_ "gocloud.dev/blob/azureblob" // azblob://
 	"gocloud.dev/blob/fileblob"
 	_ "gocloud.dev/blob/gcsblob" // gs://
-	_ "gocloud.dev/blob/memblob" // mem://
+	"gocloud.dev/blob/memblob"   // mem://, shared by name (see OpenBucket)
 	_ "gocloud.dev/blob/s3blob"  // s3://
 )
 
@@ -76,12 +76,34 @@ func OpenDir(ctx context.Context, raw string, create bool) (*blob.Bucket, error)
 		}
 		return b, nil
 	}
-	b, err := blob.OpenBucket(ctx, bucketURL)
+	b, err := OpenBucket(ctx, bucketURL)
 	if err != nil {
-		return nil, fmt.Errorf("shards: open bucket %s: %w", bucketURL, err)
+		return nil, err
 	}
 	if prefix != "" {
 		b = blob.PrefixedBucket(b, prefix+"/")
+	}
+	return b, nil
+}
+
+// OpenBucket opens the bucket that a bucket URL (no key path) names.
+//
+// mem:// buckets are shared by name within the process: gocloud's own
+// opener makes a new empty bucket on every open, so what one stage wrote
+// to mem://out would be invisible to the next. Here every open of
+// mem://NAME sees the same objects, and closing one handle leaves the
+// others (and the data) alone.
+func OpenBucket(ctx context.Context, bucketURL string) (*blob.Bucket, error) {
+	u, err := url.Parse(bucketURL)
+	if err != nil {
+		return nil, fmt.Errorf("shards: bad bucket URL %q: %w", bucketURL, err)
+	}
+	if u.Scheme == memblob.Scheme {
+		return openSharedMem(u.Host), nil
+	}
+	b, err := blob.OpenBucket(ctx, bucketURL)
+	if err != nil {
+		return nil, fmt.Errorf("shards: open bucket %s: %w", bucketURL, err)
 	}
 	return b, nil
 }

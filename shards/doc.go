@@ -9,5 +9,10 @@
 //
 // Outputs are NNNNN.parquet (one Row per sample, zstd), NNNNN_rejects.parquet,
 // NNNNN_stats.json (written last: the shard's success marker) and a dataset
-// manifest.json.
+// manifest.json. A ShardWriter writes one output shard; Complete tells a re-run
+// which shards are done (their stats file exists and adds up) so that it skips
+// them and redoes the rest; WriteManifest summarises the complete shards. Each
+// Parquet file carries the pipeline version and config, and Hugging Face
+// features, in its key-value metadata: pandas, DuckDB and datasets open it
+// without kediff code, and datasets shows the image column as images.
 package shards

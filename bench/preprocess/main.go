@@ -1,0 +1,256 @@
+// Command preprocess is the preprocessing benchmark (task bench-preprocess).
+//
+// It generates photo-like 640x480 JPEGs (synth, Photo mode) as WebDataset
+// shards and measures, in one run:
+//
+//   - the anchor: libjpeg-turbo decoding every image at full size on one core
+//     (imaging.BareTurboDecoder), as images per second;
+//   - the pipeline: "kediff preprocess" (read -> decode -> center-crop 256 ->
+//     encode -> Parquet write) as samples per CPU-second of the whole process
+//     (user + system time, so every core it used is counted);
+//   - the pipeline's peak RSS at two input sizes, to show memory stays flat.
+//
+// The anchor runs before and after the pipeline and the better of the two is
+// used, so background load penalises the anchor no more than the pipeline.
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kediff/kediff/imaging"
+	"github.com/kediff/kediff/shards"
+	"github.com/kediff/kediff/synth"
+)
+
+func main() {
+	samples := flag.Int("samples", 2000, "photo-like 640x480 JPEGs to generate and process")
+	large := flag.Int("large", 20000, "samples in the second, larger run for the memory check (0 skips it)")
+	dir := flag.String("dir", "out/bench", "working folder (inputs are kept between runs)")
+	kediff := flag.String("kediff", "bin/kediff", "the kediff binary to measure")
+	flag.Parse()
+	ctx := context.Background()
+
+	base := filepath.Join(*dir, fmt.Sprintf("input-%d", *samples))
+	if err := ensureInput(ctx, base, *samples); err != nil {
+		log.Fatal(err)
+	}
+	images, err := loadImages(ctx, base)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("machine: %s, %d cores, GOARCH %s; image backend: %s\n", cpuModel(), runtime.NumCPU(), runtime.GOARCH, imaging.Backend())
+	fmt.Printf("input: %d JPEGs 640x480, %.1f KB mean\n", len(images), meanKB(images))
+
+	bare1, err := bareDecodeRate(images)
+	if err != nil {
+		log.Fatal(err)
+	}
+	run, err := runPipeline(*kediff, base, filepath.Join(*dir, "out"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	bare2, err := bareDecodeRate(images)
+	if err != nil {
+		log.Fatal(err)
+	}
+	bare := max(bare1, bare2)
+	perCore := float64(len(images)) / run.cpu.Seconds()
+	fmt.Printf("anchor  libjpeg-turbo full decode, 1 core: %8.1f images/s (runs: %.1f, %.1f)\n", bare, bare1, bare2)
+	fmt.Printf("kediff  preprocess, per CPU-second:         %8.1f samples/s (wall %.2fs = %.1f samples/s on %d cores, cpu %.2fs)\n",
+		perCore, run.wall.Seconds(), float64(len(images))/run.wall.Seconds(), runtime.NumCPU(), run.cpu.Seconds())
+	fmt.Printf("ratio   pipeline / bare decode per core:    %8.2f  (target >= 0.80)\n", perCore/bare)
+	fmt.Printf("peak RSS with %d samples: %.0f MiB\n", len(images), run.maxRSSMiB)
+
+	if *large > 0 {
+		big := filepath.Join(*dir, fmt.Sprintf("input-x%d", *large))
+		if err := replicate(base, big, *large); err != nil {
+			log.Fatal(err)
+		}
+		runBig, err := runPipeline(*kediff, big, filepath.Join(*dir, "out-large"))
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("peak RSS with %d samples: %.0f MiB (%.1f samples/s wall)\n", *large, runBig.maxRSSMiB,
+			float64(*large)/runBig.wall.Seconds())
+	}
+}
+
+// ensureInput generates the photo-like input once; later runs reuse it.
+func ensureInput(ctx context.Context, dir string, n int) error {
+	marker := filepath.Join(dir, ".complete")
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	os.RemoveAll(dir)
+	log.Printf("generating %d photo-like 640x480 JPEGs into %s", n, dir)
+	_, err := synth.Generate(ctx, dir, synth.Options{
+		Samples: n, PerShard: 500, Width: 640, Height: 480, Seed: 2026, Quality: 90, Lang: "mixed", Photo: true,
+	})
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(marker, nil, 0o644)
+}
+
+func loadImages(ctx context.Context, dir string) ([][]byte, error) {
+	inputs, err := shards.Expand(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	var images [][]byte
+	for _, in := range inputs {
+		_, err := shards.Read(ctx, in, shards.ReadOptions{}, func(s shards.Sample) error {
+			if s.Reject == "" {
+				images = append(images, s.Image)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return images, nil
+}
+
+// bareDecodeRate is the anchor: full-size libjpeg-turbo decodes on one core.
+func bareDecodeRate(images [][]byte) (float64, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	d, err := imaging.NewBareTurboDecoder()
+	if err != nil {
+		return 0, fmt.Errorf("anchor needs libjpeg-turbo (go tool task setup installs it): %w", err)
+	}
+	defer d.Close()
+	start := time.Now()
+	for _, img := range images {
+		if _, _, err := d.Decode(img); err != nil {
+			return 0, err
+		}
+	}
+	return float64(len(images)) / time.Since(start).Seconds(), nil
+}
+
+type measured struct {
+	wall, cpu time.Duration
+	maxRSSMiB float64
+}
+
+func runPipeline(kediff, in, out string) (measured, error) {
+	if err := os.RemoveAll(out); err != nil {
+		return measured{}, err
+	}
+	cmd := exec.Command(kediff, "preprocess", "--input", in, "--output", out, "--quiet", "--log-level", "warn")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return measured{}, fmt.Errorf("%s: %w", strings.Join(cmd.Args, " "), err)
+	}
+	wall := time.Since(start)
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return measured{wall: wall, cpu: cpu, maxRSSMiB: float64(ru.Maxrss) / 1024}, nil
+}
+
+// replicate writes n samples as tar shards of 1000, cycling through the base
+// input's members under new keys, so that a large input costs no rendering.
+func replicate(base, dir string, n int) error {
+	marker := filepath.Join(dir, ".complete")
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	type member struct {
+		ext  string
+		data []byte
+	}
+	var samples [][]member
+	paths, _ := filepath.Glob(filepath.Join(base, "*.tar"))
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		tr := tar.NewReader(f)
+		lastKey := ""
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				f.Close()
+				return err
+			}
+			data, _ := io.ReadAll(tr)
+			key, ext, _ := strings.Cut(h.Name, ".")
+			if key != lastKey {
+				samples = append(samples, nil)
+				lastKey = key
+			}
+			samples[len(samples)-1] = append(samples[len(samples)-1], member{ext, data})
+		}
+		f.Close()
+	}
+	if len(samples) == 0 {
+		return fmt.Errorf("replicate: no samples in %s", base)
+	}
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	log.Printf("writing %d samples into %s", n, dir)
+	const perShard = 1000
+	for shard := 0; shard*perShard < n; shard++ {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		for i := shard * perShard; i < min(n, (shard+1)*perShard); i++ {
+			for _, m := range samples[i%len(samples)] {
+				name := fmt.Sprintf("%09d.%s", i, m.ext)
+				if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(m.data))}); err != nil {
+					return err
+				}
+				tw.Write(m.data)
+			}
+		}
+		tw.Close()
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%05d.tar", shard)), buf.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(marker, nil, 0o644)
+}
+
+func meanKB(images [][]byte) float64 {
+	total := 0
+	for _, b := range images {
+		total += len(b)
+	}
+	return float64(total) / float64(len(images)) / 1024
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "model name") {
+			if _, v, ok := strings.Cut(line, ":"); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+	}
+	return "unknown CPU"
+}

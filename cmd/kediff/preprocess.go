@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/kediff/kediff/pipelines"
+)
+
+func init() {
+	register("preprocess", "stream image-text pairs from blob storage into Parquet training shards", runPreprocess)
+}
+
+func runPreprocess(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("preprocess", flag.ContinueOnError)
+	input := fs.String("input", "", "input shards: a URL, folder, glob (*.tar) or brace pattern ({00000..00099}.tar); plain paths mean file://")
+	output := fs.String("output", "", "output folder URL for the Parquet shards (file://, s3://, gs://, azblob://, mem://, or a path)")
+	config := fs.String("config", "", "YAML/JSON config file over the defaults (see README)")
+	worker := fs.Int("worker", -1, "this worker's index, 0-based (default: $JOB_COMPLETION_INDEX, $SLURM_ARRAY_TASK_ID, or 0)")
+	workers := fs.Int("workers", -1, "number of workers splitting the input shards (default: $SLURM_ARRAY_TASK_COUNT or 1)")
+	quiet := fs.Bool("quiet", false, "no progress bar, for batch jobs (logs still go to stderr)")
+	logFormat := fs.String("log-format", "text", "log format on stderr: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *input == "" || *output == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("need --input and --output (and no positional arguments)")
+	}
+	log, err := newLogger(*logFormat, *logLevel)
+	if err != nil {
+		return err
+	}
+	cfg, err := pipelines.LoadConfig(*config)
+	if err != nil {
+		return err
+	}
+	split, err := pipelines.SplitFromEnv(*worker, *workers, os.Getenv)
+	if err != nil {
+		return err
+	}
+	opt := pipelines.PreprocessOptions{
+		Input:  *input,
+		Output: *output,
+		Config: cfg,
+		Split:  split,
+		Logger: log,
+	}
+	if !*quiet {
+		opt.Progress = os.Stderr
+	}
+	sum, err := pipelines.Preprocess(ctx, opt)
+	if err != nil {
+		return err
+	}
+	log.Info("preprocess: done", "shards_written", sum.Processed, "shards_skipped", sum.Skipped,
+		"samples", sum.Read, "rows", sum.Written, "rejects", sum.Rejected,
+		"seconds", sum.Duration.Seconds())
+	return nil
+}
+
+// newLogger builds the stderr logger all subcommands share.
+func newLogger(format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	hopt := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, hopt)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, hopt)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

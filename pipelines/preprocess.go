@@ -1,0 +1,284 @@
+package pipelines
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"gocloud.dev/blob"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kediff/kediff/imaging"
+	"github.com/kediff/kediff/shards"
+	"github.com/kediff/kediff/stages"
+)
+
+// Version is recorded in every output file; it changes when the rows that a
+// given config produces change.
+const Version = "kediff-preprocess/0.1.0"
+
+// PreprocessOptions says what to read, where to write and how to run.
+type PreprocessOptions struct {
+	Input  string // input URL or pattern
+	Output string // output folder URL
+	Config Config
+	Split  Split
+	// Progress receives the progress bar; nil runs quietly.
+	Progress io.Writer
+	Logger   *slog.Logger
+}
+
+// Summary is what one Preprocess run did.
+type Summary struct {
+	Inputs    int // input shards matched by the pattern
+	Owned     int // of those, this worker's
+	Skipped   int // of those, already complete
+	Processed int // shards written by this run
+	Read      int64
+	Written   int64
+	Rejected  int64
+	Duration  time.Duration
+	Stages    []stages.StageStats
+}
+
+// item travels through the preprocessing DAG: one sample, or the marker that
+// its input shard has ended after Count samples.
+type item struct {
+	sample shards.Sample
+	row    *shards.Row
+	reject *shards.Reject
+
+	end   bool      // marker: sample.Shard has ended
+	count int       // marker: samples read from the shard
+	start time.Time // marker: when reading the shard began
+}
+
+// Progress tells the engine how to count the item on the progress bar.
+func (it *item) Progress() (samples, rejects int) {
+	switch {
+	case it.end:
+		return 0, 0
+	case it.reject != nil:
+		return 1, 1
+	}
+	return 1, 0
+}
+
+func (it *item) rejectAs(stage, reason, detail string) {
+	s := &it.sample
+	it.reject = &shards.Reject{
+		Key:     s.Key,
+		Index:   int64(s.Index),
+		Source:  s.Source,
+		Stage:   stage,
+		Reason:  reason,
+		Detail:  detail,
+		Caption: s.Caption,
+	}
+	// A rejected sample's image is not needed downstream.
+	s.Image = nil
+}
+
+// Preprocess runs the preprocessing job: every input shard of this worker
+// without a complete output is read, processed and written as one output
+// shard, and the dataset manifest is rewritten at the end.
+func Preprocess(ctx context.Context, opt PreprocessOptions) (Summary, error) {
+	begin := time.Now()
+	log := opt.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	cfg := opt.Config
+	var sum Summary
+
+	// Everything that can fail for the whole run fails here, before any work.
+	imgOpt, err := imageOptions(cfg.Image)
+	if err != nil {
+		return sum, err
+	}
+	if _, err := imaging.NewProcessor(imgOpt); err != nil {
+		return sum, fmt.Errorf("config image: %w", err)
+	}
+	inputs, err := shards.Expand(ctx, opt.Input)
+	if err != nil {
+		return sum, err
+	}
+	sum.Inputs = len(inputs)
+	out, err := shards.OpenDir(ctx, opt.Output, true)
+	if err != nil {
+		return sum, err
+	}
+	defer out.Close()
+	if err := checkWritable(ctx, out, opt.Output); err != nil {
+		return sum, err
+	}
+	mine := opt.Split.Filter(inputs)
+	sum.Owned = len(mine)
+	var todo []shards.Input
+	for _, in := range mine {
+		done, err := shards.Complete(ctx, out, in.ID)
+		if err != nil {
+			return sum, err
+		}
+		if done {
+			sum.Skipped++
+			continue
+		}
+		todo = append(todo, in)
+	}
+	log.Info("preprocess: plan", "input", opt.Input, "output", opt.Output,
+		"inputs", len(inputs), "worker", opt.Split.Index, "workers", opt.Split.Count,
+		"owned", len(mine), "complete", sum.Skipped, "todo", len(todo),
+		"image_backend", imaging.Backend(), "config_hash", cfg.Hash())
+
+	md := shards.Metadata{Version: Version, Config: cfg.JSON()}
+	if len(todo) > 0 {
+		if err := run(ctx, opt, cfg, imgOpt, md, out, todo, &sum); err != nil {
+			return sum, err
+		}
+	}
+	if _, err := shards.WriteManifest(ctx, out, md); err != nil {
+		return sum, err
+	}
+	sum.Duration = time.Since(begin)
+	return sum, nil
+}
+
+func run(ctx context.Context, opt PreprocessOptions, cfg Config, imgOpt imaging.Options,
+	md shards.Metadata, out *blob.Bucket, todo []shards.Input, sum *Summary) error {
+	p := stages.New(ctx, stages.Options{
+		Name:     "preprocess",
+		Progress: opt.Progress,
+		Logger:   opt.Logger,
+		Queue:    cfg.Workers.Queue,
+	})
+
+	readOpt := shards.ReadOptions{
+		MaxMemberBytes: cfg.Read.MaxMemberBytes,
+		ImageColumn:    cfg.Read.ImageColumn,
+		CaptionColumn:  cfg.Read.CaptionColumn,
+		KeyColumn:      cfg.Read.KeyColumn,
+	}
+	readers := cfg.Workers.Readers
+	if readers <= 0 {
+		readers = 2
+	}
+	read := stages.Source(p, "read", func(ctx context.Context, emit func(*item) error) error {
+		// Several input shards are read at once so that a slow blob store
+		// does not starve the decoders; each shard's samples stay in order.
+		g, ctx := errgroup.WithContext(ctx)
+		g.SetLimit(readers)
+		var mu sync.Mutex // emit is called from several readers
+		send := func(it *item) error {
+			mu.Lock()
+			defer mu.Unlock()
+			return emit(it)
+		}
+		for _, in := range todo {
+			g.Go(func() error {
+				start := time.Now()
+				n, err := shards.Read(ctx, in, readOpt, func(s shards.Sample) error {
+					it := &item{sample: s}
+					if s.Reject != "" {
+						it.rejectAs("read", string(s.Reject), s.Detail)
+					}
+					return send(it)
+				})
+				if err != nil {
+					return fmt.Errorf("read %s: %w", in.URL, err)
+				}
+				return send(&item{sample: shards.Sample{Shard: in.ID}, end: true, count: n, start: start})
+			})
+		}
+		return g.Wait()
+	})
+
+	text := stages.Map(p, "text", read, 1, func(ctx context.Context, it *item) (*item, error) {
+		if it.end || it.reject != nil {
+			return it, nil
+		}
+		s := &it.sample
+		if reason, detail := checkCaption(s.Caption, cfg.Caption.MaxBytes); reason != "" {
+			it.rejectAs("text", reason, detail)
+		}
+		return it, nil
+	})
+
+	procs := sync.Pool{New: func() any {
+		p, err := imaging.NewProcessor(imgOpt)
+		if err != nil {
+			panic(err) // validated before the run started
+		}
+		return p
+	}}
+	images := stages.Map(p, "image", text, cfg.imageWorkers(), func(ctx context.Context, it *item) (*item, error) {
+		if it.end || it.reject != nil {
+			return it, nil
+		}
+		proc := procs.Get().(*imaging.Processor)
+		defer procs.Put(proc)
+		s := &it.sample
+		res, err := proc.Process(s.Image)
+		if err != nil {
+			var rej *imaging.Reject
+			if errors.As(err, &rej) {
+				it.rejectAs("image", rej.Reason, rej.Detail)
+				return it, nil
+			}
+			return nil, fmt.Errorf("%s: %w", s.Source, err)
+		}
+		encoded := append([]byte(nil), res.Encoded...) // res.Encoded is the processor's buffer
+		it.row = &shards.Row{
+			Key:            s.Key,
+			Caption:        s.Caption,
+			Prompt:         strings.TrimSpace(s.Caption),
+			PromptSource:   "caption",
+			Image:          shards.Image{Bytes: encoded, Path: s.Key + "." + res.Ext},
+			Width:          int32(res.Width),
+			Height:         int32(res.Height),
+			OriginalWidth:  int32(res.OriginalWidth),
+			OriginalHeight: int32(res.OriginalHeight),
+			SHA256:         res.SHA256,
+			Source:         s.Source,
+			Meta:           string(s.Meta),
+		}
+		s.Image = nil
+		return it, nil
+	})
+
+	w := newShardSink(out, md, shards.WriterOptions{RowGroupRows: cfg.Output.RowGroupRows}, cfg.Hash(), todo)
+	stages.Sink(p, "write", images, 1, w.put)
+
+	err := p.Wait()
+	sum.Stages = p.Stats()
+	sum.Processed += w.closed
+	sum.Read += w.read
+	sum.Written += w.written
+	sum.Rejected += w.rejected
+	if err != nil {
+		w.abort()
+		return err
+	}
+	if open := w.open(); open > 0 {
+		return fmt.Errorf("preprocess: %d shards still open after the run (a reader ended without its end marker)", open)
+	}
+	return nil
+}
+
+func imageOptions(c ImageConfig) (imaging.Options, error) {
+	return imaging.Options{
+		Size:            c.Size,
+		Mode:            imaging.Mode(c.ResizeMode),
+		MinImageSize:    c.MinImageSize,
+		MaxImageArea:    c.MaxImageArea,
+		MaxAspectRatio:  c.MaxAspectRatio,
+		MaxDecodePixels: c.MaxDecodePixels,
+		Format:          c.Format,
+		Quality:         c.Quality,
+	}, nil
+}

@@ -1,0 +1,135 @@
+package pipelines
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gocloud.dev/blob"
+
+	"github.com/kediff/kediff/shards"
+)
+
+// shardSink is the write stage. Items of several shards arrive interleaved
+// and, after multi-worker stages, out of order; it keeps one writer per open
+// shard and writes each shard's samples in input order, so that the output
+// does not depend on scheduling. A shard is closed, stats last, once its end
+// marker has arrived and every sample before it has been written.
+type shardSink struct {
+	out        *blob.Bucket
+	md         shards.Metadata
+	wopt       shards.WriterOptions
+	configHash string
+	inputs     map[string]shards.Input // by shard ID
+
+	shards map[string]*openShard
+
+	closed                  int
+	read, written, rejected int64
+}
+
+type openShard struct {
+	w       *shards.ShardWriter
+	next    int           // index of the next sample to write
+	pending map[int]*item // arrived early, waiting for next
+	end     *item         // end marker, once it has arrived
+	started time.Time
+}
+
+func newShardSink(out *blob.Bucket, md shards.Metadata, wopt shards.WriterOptions, configHash string, inputs []shards.Input) *shardSink {
+	k := &shardSink{out: out, md: md, wopt: wopt, configHash: configHash,
+		inputs: map[string]shards.Input{}, shards: map[string]*openShard{}}
+	for _, in := range inputs {
+		k.inputs[in.ID] = in
+	}
+	return k
+}
+
+func (k *shardSink) open() int { return len(k.shards) }
+
+// put is the sink function; the write stage runs it on one goroutine.
+func (k *shardSink) put(ctx context.Context, it *item) error {
+	id := it.sample.Shard
+	sh := k.shards[id]
+	if sh == nil {
+		in, ok := k.inputs[id]
+		if !ok {
+			return fmt.Errorf("write: sample %q names shard %q, which is not in this run", it.sample.Key, id)
+		}
+		md := k.md
+		md.Input = in.URL
+		w, err := shards.NewShardWriter(ctx, k.out, id, md, k.wopt)
+		if err != nil {
+			return err
+		}
+		sh = &openShard{w: w, pending: map[int]*item{}, started: time.Now()}
+		k.shards[id] = sh
+	}
+	if it.end {
+		sh.end = it
+	} else {
+		sh.pending[it.sample.Index] = it
+	}
+	for {
+		next, ok := sh.pending[sh.next]
+		if !ok {
+			break
+		}
+		delete(sh.pending, sh.next)
+		if err := k.write(sh, next); err != nil {
+			return err
+		}
+		sh.next++
+	}
+	if sh.end != nil && sh.next == sh.end.count {
+		return k.finish(id, sh)
+	}
+	if sh.end != nil && sh.next > sh.end.count {
+		return fmt.Errorf("write: shard %s: %d samples written but the reader reported %d", id, sh.next, sh.end.count)
+	}
+	return nil
+}
+
+func (k *shardSink) write(sh *openShard, it *item) error {
+	if it.reject != nil {
+		k.rejected++
+		return sh.w.WriteReject(it.reject)
+	}
+	k.written++
+	return sh.w.Write(it.row)
+}
+
+func (k *shardSink) finish(id string, sh *openShard) error {
+	end := sh.end
+	started := end.start
+	if started.IsZero() {
+		started = sh.started
+	}
+	finished := time.Now()
+	st := shards.Stats{
+		Shard:      id,
+		Input:      k.inputs[id].URL,
+		Read:       int64(end.count),
+		Started:    started,
+		Finished:   finished,
+		DurationS:  finished.Sub(started).Seconds(),
+		Version:    k.md.Version,
+		ConfigHash: k.configHash,
+	}
+	if err := sh.w.Close(st); err != nil {
+		return fmt.Errorf("write: shard %s: %w", id, err)
+	}
+	delete(k.shards, id)
+	k.closed++
+	k.read += int64(end.count)
+	return nil
+}
+
+// abort closes every open shard without its stats file, leaving it
+// incomplete so that the next run redoes it.
+func (k *shardSink) abort() {
+	for id, sh := range k.shards {
+		sh.w.Abort()
+		delete(k.shards, id)
+	}
+}

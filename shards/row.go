@@ -1,0 +1,106 @@
+package shards
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// Row is one training sample in an output shard, written as one Parquet row.
+// Columns are the struct's fields in order, named by their parquet tags; adding
+// a column is adding one tagged field (the Hugging Face features and the
+// manifest's column list follow by reflection).
+//
+// Plain fields are REQUIRED columns, so an empty string stays "" and never turns
+// into null. Fields tagged "optional" are written as null when zero: use that
+// for columns that a sample may lack (Meta) and for the image struct, which
+// must be nullable for Hugging Face datasets to recognise it as an Image.
+type Row struct {
+	Key          string `parquet:"key"`
+	Caption      string `parquet:"caption"`       // the input's caption, unchanged
+	Prompt       string `parquet:"prompt"`        // the final training text
+	PromptSource string `parquet:"prompt_source"` // "caption" for now; "generated" later
+	Image        Image  `parquet:"image,optional"`
+
+	Width          int32 `parquet:"width"` // of the stored image
+	Height         int32 `parquet:"height"`
+	OriginalWidth  int32 `parquet:"original_width"` // of the input image
+	OriginalHeight int32 `parquet:"original_height"`
+
+	SHA256 string `parquet:"sha256"` // hex SHA-256 of Image.Bytes
+	Source string `parquet:"source"` // input shard URL + "#" + member, row or file
+	Meta   string `parquet:"meta,optional"`
+}
+
+// Image is an encoded image in Hugging Face datasets' Image layout:
+// struct<bytes: binary, path: string>. Path is the sample's file name
+// (key + "." + extension), so that datasets and pandas users know its format.
+type Image struct {
+	Bytes []byte `parquet:"bytes,optional"`
+	Path  string `parquet:"path,optional"`
+}
+
+// Reject is an input sample that did not become a Row, and why. Every input
+// sample ends up exactly once: as a Row or as a Reject.
+type Reject struct {
+	Key     string `parquet:"key"`
+	Index   int64  `parquet:"index"`  // position in the input shard (Sample.Index)
+	Source  string `parquet:"source"` // input shard URL + "#" + member, row or file
+	Stage   string `parquet:"stage"`  // the stage that rejected it: "read", "image", "text", ...
+	Reason  string `parquet:"reason"` // a stable code (see Reason)
+	Detail  string `parquet:"detail"` // more for humans
+	Caption string `parquet:"caption"`
+}
+
+// MaxRejectCaption is how many bytes of a rejected sample's caption the rejects
+// file keeps.
+const MaxRejectCaption = 1024
+
+// Metadata goes into every output Parquet file's key-value metadata, under
+// "kediff.version", "kediff.config" and "kediff.input", so that a shard says
+// what made it without any other file.
+type Metadata struct {
+	Version string // kediff's version
+	Config  []byte // the pipeline config as JSON
+	Input   string // the input shard URL (empty for the manifest)
+}
+
+// Key-value metadata keys of the output Parquet files.
+const (
+	MetaVersion     = "kediff.version"
+	MetaConfig      = "kediff.config"
+	MetaInput       = "kediff.input"
+	MetaHuggingFace = "huggingface"
+)
+
+// ErrInvalidUTF8 is wrapped by ShardWriter.Write's error for a row with a
+// string that is not valid UTF-8: the pipeline may turn such a sample into a
+// Reject instead of failing the shard.
+var ErrInvalidUTF8 = errors.New("invalid UTF-8")
+
+// checkUTF8 reports the first of the named strings that is not valid UTF-8.
+// Readers (DuckDB, Arrow) refuse such strings in string columns.
+func checkUTF8(what, key string, fields ...string) error {
+	for i := 0; i+1 < len(fields); i += 2 {
+		if !utf8.ValidString(fields[i+1]) {
+			return fmt.Errorf("shards: %s %q: column %s is not valid UTF-8 (repair it with strings.ToValidUTF8 "+
+				"or reject the sample before writing): %w", what, strings.ToValidUTF8(key, "\uFFFD"), fields[i], ErrInvalidUTF8)
+		}
+	}
+	return nil
+}
+
+// cleanCaption makes s valid UTF-8 (invalid bytes become U+FFFD) and cuts it
+// to at most max bytes on a rune boundary.
+func cleanCaption(s string, max int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}

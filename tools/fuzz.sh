@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every Fuzz* target in the module for a short time ($1, default 10s),
+# one at a time (go test -fuzz takes one target per package per run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fuzztime=${1:-10s}
+grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r f; do
+  pkg=./$(dirname "${f#./}")
+  for fn in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | cut -c6-); do
+    echo "fuzz: $pkg $fn ($fuzztime)"
+    go test -run='^$' -fuzz="^${fn}\$" -fuzztime="$fuzztime" "$pkg"
+  done
+done

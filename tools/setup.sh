@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what kediff's tests, tools and benchmarks need and is not on a
+# fresh machine. Idempotent: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages:
+#   libturbojpeg0           libjpeg-turbo, loaded at run time by imaging/ (the pure-Go decoder is the fallback)
+#   libjpeg-turbo-progs     djpeg, the independent reference decoder for imaging/'s tests
+#   python3-jieba           the reference POS tagger for tools/pos (scored next to kediff)
+#   python3-pil             regenerates imaging/'s reference fixtures (tools/imaging)
+apt_pkgs=(libturbojpeg0 libjpeg-turbo-progs python3-jieba python3-pil)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null; then sudo=sudo; else
+      echo "setup: not root and no sudo: install ${missing[*]} with apt-get, then rerun" >&2
+      exit 1
+    fi
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm: DuckDB, the independent Parquet reader that the shard tests query.
+if [ -f tools/duckdb/package.json ] && [ ! -d tools/duckdb/node_modules/@duckdb/node-api ]; then
+  echo "setup: installing tools/duckdb (npm ci)"
+  (cd tools/duckdb && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# onnxruntime: the shared library that the npm package onnxruntime-node ships,
+# fetched with `npm pack` (no install scripts run) into .cache/onnxruntime.
+# KEDIFF_ONNXRUNTIME overrides the path at run time (e.g. a GPU build).
+ort_version=1.30.0
+ort_dir=.cache/onnxruntime/$ort_version
+if [ ! -f "$ort_dir/libonnxruntime.so.1" ]; then
+  echo "setup: fetching onnxruntime $ort_version (npm pack onnxruntime-node)"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "onnxruntime-node@$ort_version" >/dev/null)
+  mkdir -p "$ort_dir"
+  tar -xzf "$tmp"/onnxruntime-node-$ort_version.tgz -C "$tmp" package/bin/napi-v6/linux/x64/libonnxruntime.so.1
+  mv "$tmp"/package/bin/napi-v6/linux/x64/libonnxruntime.so.1 "$ort_dir/"
+  rm -rf "$tmp"
+fi
