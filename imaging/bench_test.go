@@ -49,10 +49,11 @@ func BenchmarkBareTurboDecode640x480(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "images/s")
 }
 
-// BenchmarkPipelineVsBare alternates one bare full-size decode and one
-// Process on the same JPEG and reports Process's rate as a percentage of
-// the bare decode rate; interleaving keeps the ratio meaningful on a busy
-// machine. The target is >= 80.
+// BenchmarkPipelineVsBare alternates one bare full-size decode, one Process
+// (the default path, YUV for this JPEG) and one Process forced onto the RGB
+// path, on the same JPEG, and reports each Process's rate as a percentage
+// of the bare decode rate; interleaving keeps the ratios meaningful on a
+// busy machine. The target is >= 80 for the default path.
 func BenchmarkPipelineVsBare(b *testing.B) {
 	d, err := NewBareTurboDecoder()
 	if err != nil {
@@ -60,8 +61,10 @@ func BenchmarkPipelineVsBare(b *testing.B) {
 	}
 	defer d.Close()
 	p := newP(b, Options{})
+	rgb := newP(b, Options{})
+	rgb.yuvOK = false
 	data := readFile(b, "photo.jpg")
-	var tb, tp time.Duration
+	var tb, tp, tr time.Duration
 	for b.Loop() {
 		t0 := time.Now()
 		if _, _, err := d.Decode(data); err != nil {
@@ -71,9 +74,16 @@ func BenchmarkPipelineVsBare(b *testing.B) {
 		if _, err := p.Process(data); err != nil {
 			b.Fatal(err)
 		}
-		tb, tp = tb+t1.Sub(t0), tp+time.Since(t1)
+		t2 := time.Now()
+		if _, err := rgb.Process(data); err != nil {
+			b.Fatal(err)
+		}
+		t3 := time.Now()
+		tb, tp, tr = tb+t1.Sub(t0), tp+t2.Sub(t1), tr+t3.Sub(t2)
 	}
 	b.ReportMetric(100*tb.Seconds()/tp.Seconds(), "%_of_bare_rate")
+	b.ReportMetric(100*tb.Seconds()/tr.Seconds(), "rgb_%_of_bare_rate")
 	b.ReportMetric(float64(tb.Microseconds())/float64(b.N), "bare_us/op")
 	b.ReportMetric(float64(tp.Microseconds())/float64(b.N), "pipeline_us/op")
+	b.ReportMetric(float64(tr.Microseconds())/float64(b.N), "rgb_us/op")
 }

@@ -22,6 +22,12 @@
 //     Options.Mode, and
 //  5. encode as JPEG (libjpeg-turbo or image/jpeg, 4:2:0 chroma) or PNG.
 //
+// JPEG-to-JPEG with libjpeg-turbo skips RGB altogether where it can (the
+// YUV path, Result.Path "yuv"; see processYUV): YCbCr or grayscale JPEGs
+// with EXIF orientation 1 are decoded to their planes, each plane is
+// resized with the same geometry and filter, and the 4:2:0 planes are
+// compressed directly. That roughly halves the per-image time.
+//
 // Every failure is a *Reject with a short machine-readable Reason, so that
 // the pipeline can file the sample in its rejects table; Process never
 // panics on bad input.
@@ -111,6 +117,9 @@ type Result struct {
 	// OriginalHeight are the input's, after EXIF orientation, before resize.
 	Width, Height, OriginalWidth, OriginalHeight int
 	SHA256                                       string // hex sha256 of the input bytes, as img2dataset
+	// Path says how the pixels went: "yuv" for a JPEG re-encoded from its
+	// Y'CbCr planes without RGB conversion (see processYUV), "rgb" otherwise.
+	Path string
 }
 
 // Reject reason codes.
@@ -151,6 +160,7 @@ type Processor struct {
 
 	noDCTScale bool // tests: always decode JPEGs at full size
 	goPasses   bool // tests: use the Go resampling passes even with cgo
+	yuvOK      bool // JPEG output via libjpeg-turbo with its planar API: try the YUV path
 
 	// Reusable buffers.
 	dec, rot, tmp, out []byte
@@ -161,7 +171,8 @@ type Processor struct {
 	pngEnc             png.Encoder
 	pngPool            pngPool
 	rd                 bytes.Reader
-	hk, vk             kernel
+	hk, vk, hkc, vkc   kernel // luma (and RGB) and chroma resampling
+	yuvIn, yuvOut      []byte
 	outW, outH         int
 }
 
@@ -215,6 +226,7 @@ func NewProcessor(opt Options) (*Processor, error) {
 		}
 		p.tj = tj
 		runtime.AddCleanup(p, func(c *tjCodec) { c.close() }, tj)
+		p.yuvOK = p.jpegOut && haveTurboYUV()
 	}
 	p.pngEnc.BufferPool = &p.pngPool
 	return p, nil
@@ -255,12 +267,26 @@ func (p *Processor) Process(data []byte) (res Result, err error) {
 	if f == fmtUnknown {
 		return Result{}, reject(ReasonFormat, "not a JPEG, PNG, GIF or WebP image (starts with %q)", head(data))
 	}
-	img, ow, oh, err := p.decode(data, f)
-	if err != nil {
-		return Result{}, err
+	path := "rgb"
+	done, ow, oh := false, 0, 0
+	if f == fmtJPEG && p.yuvOK {
+		done, ow, oh, err = p.processYUV(data)
+		if err != nil {
+			return Result{}, err
+		}
+		if done {
+			path = "yuv"
+		}
 	}
-	if err := p.resizeAndEncode(img); err != nil {
-		return Result{}, err
+	if !done {
+		var img rgbImage
+		img, ow, oh, err = p.decode(data, f)
+		if err != nil {
+			return Result{}, err
+		}
+		if err := p.resizeAndEncode(img); err != nil {
+			return Result{}, err
+		}
 	}
 	sum := sha256.Sum256(data)
 	var hx [2 * sha256.Size]byte
@@ -273,6 +299,7 @@ func (p *Processor) Process(data []byte) (res Result, err error) {
 		OriginalWidth:  ow,
 		OriginalHeight: oh,
 		SHA256:         string(hx[:]),
+		Path:           path,
 	}
 	if !p.jpegOut {
 		res.Ext = "png"

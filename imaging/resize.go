@@ -31,7 +31,15 @@ type kernel struct {
 	cnt      []int32 // taps of output i
 	w        []int32 // weights, fixed point 1<<wBits, n per output
 	lo, hi   int     // source samples used: [lo, hi)
+
+	// The same taps as 1<<w16Bits fixed point, n8 (k.n rounded up to 8,
+	// zero padded) per output, for the 8-bit plane passes of the YUV path:
+	// 16-bit weights let SSE2's pmaddwd do two taps per instruction.
+	w16 []int16
+	n8  int
 }
+
+const w16Bits = 14
 
 // build prepares the taps for output sample i covering source coordinates
 // off + [i, i+1) * span/dstLen, using a triangle filter whose support is
@@ -43,7 +51,7 @@ func (k *kernel) build(srcLen int, off, span float64, dstLen int) {
 		return
 	}
 	*k = kernel{srcLen: srcLen, off: off, span: span, dstLen: dstLen, valid: true,
-		start: k.start[:0], cnt: k.cnt[:0], w: k.w[:0]}
+		start: k.start[:0], cnt: k.cnt[:0], w: k.w[:0], w16: k.w16[:0]}
 	scale := span / float64(dstLen)
 	if scale == 1 && off == math.Trunc(off) {
 		k.identity = true
@@ -93,6 +101,31 @@ func (k *kernel) build(srcLen int, off, span float64, dstLen int) {
 		}
 		k.lo = min(k.lo, lo)
 		k.hi = max(k.hi, lo+len(ws))
+	}
+	k.build16()
+}
+
+// build16 requantises w to 14 bits, keeping each output's sum exactly
+// 1<<w16Bits (the largest tap absorbs the rounding) so that flat areas stay
+// exactly flat.
+func (k *kernel) build16() {
+	k.n8 = (k.n + 7) &^ 7
+	for i := 0; i < k.dstLen; i++ {
+		ws := k.w[i*k.n : i*k.n+int(k.cnt[i])]
+		sum, big := int32(0), 0
+		base := len(k.w16)
+		for t, v := range ws {
+			q := int16((v + 1<<(wBits-w16Bits-1)) >> (wBits - w16Bits))
+			k.w16 = append(k.w16, q)
+			sum += int32(q)
+			if v > ws[big] {
+				big = t
+			}
+		}
+		k.w16[base+big] += int16(1<<w16Bits - sum)
+		for t := len(ws); t < k.n8; t++ {
+			k.w16 = append(k.w16, 0)
+		}
 	}
 }
 
@@ -212,16 +245,7 @@ func growInt32(b []int32, n int) []int32 {
 // the result into p.enc, setting p.outW and p.outH.
 func (p *Processor) resizeAndEncode(img rgbImage) error {
 	W, H, S := img.w, img.h, p.opt.Size
-	mode := p.opt.Mode
-	if p.opt.ResizeOnlyIfBigger {
-		side := min(W, H)
-		if mode == KeepRatioLargest || mode == Border {
-			side = max(W, H)
-		}
-		if side <= S {
-			mode = NoResize
-		}
-	}
+	mode := p.effectiveMode(W, H)
 	fw, fh := float64(W), float64(H)
 	var pix []byte
 	switch mode {
@@ -251,6 +275,22 @@ func (p *Processor) resizeAndEncode(img rgbImage) error {
 		pix, p.outW, p.outH = p.out, S, S
 	}
 	return p.encode(pix, p.outW, p.outH)
+}
+
+// effectiveMode is Options.Mode, or NoResize where ResizeOnlyIfBigger
+// keeps a W x H image as it is.
+func (p *Processor) effectiveMode(W, H int) Mode {
+	mode := p.opt.Mode
+	if p.opt.ResizeOnlyIfBigger {
+		side := min(W, H)
+		if mode == KeepRatioLargest || mode == Border {
+			side = max(W, H)
+		}
+		if side <= p.opt.Size {
+			mode = NoResize
+		}
+	}
+	return mode
 }
 
 // fitSize scales w x h so that its shorter (shorter=true) or longer side is

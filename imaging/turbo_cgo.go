@@ -24,6 +24,9 @@ typedef int (*kd_compress2_fn)(kd_tjhandle, const unsigned char *, int, int, int
 typedef unsigned long (*kd_bufsize_fn)(int, int, int);
 typedef char *(*kd_errstr2_fn)(kd_tjhandle);
 typedef int (*kd_errcode_fn)(kd_tjhandle);
+typedef int (*kd_dec_yuv_fn)(kd_tjhandle, const unsigned char *, unsigned long, unsigned char **, int, int *, int, int);
+typedef int (*kd_enc_yuv_fn)(kd_tjhandle, const unsigned char **, int, const int *, int, int, unsigned char **, unsigned long *, int, int);
+typedef int (*kd_plane_fn)(int, int, int);
 
 static struct {
 	void *lib;
@@ -36,6 +39,10 @@ static struct {
 	kd_bufsize_fn bufSize;
 	kd_errstr2_fn errStr2;
 	kd_errcode_fn errCode;
+	// Planar YUV entry points (TurboJPEG >= 1.4); NULL disables the YUV path.
+	kd_dec_yuv_fn decYUV;
+	kd_enc_yuv_fn encYUV;
+	kd_plane_fn planeW, planeH;
 	int hasV3;
 } kd_tj;
 
@@ -63,6 +70,10 @@ static const char *kd_tj_open(const char *path, char *errbuf, int errlen) {
 	KD_SYM(errStr2, "tjGetErrorStr2", kd_errstr2_fn)
 	KD_SYM(errCode, "tjGetErrorCode", kd_errcode_fn)
 #undef KD_SYM
+	kd_tj.decYUV = (kd_dec_yuv_fn)dlsym(lib, "tjDecompressToYUVPlanes");
+	kd_tj.encYUV = (kd_enc_yuv_fn)dlsym(lib, "tjCompressFromYUVPlanes");
+	kd_tj.planeW = (kd_plane_fn)dlsym(lib, "tjPlaneWidth");
+	kd_tj.planeH = (kd_plane_fn)dlsym(lib, "tjPlaneHeight");
 	kd_tj.hasV3 = dlsym(lib, "tj3Init") != NULL;
 	kd_tj.lib = lib;
 	return NULL;
@@ -99,6 +110,29 @@ static long kd_compress(kd_tjhandle h, const unsigned char *src, int w, int pitc
 	unsigned char *out = dst;
 	unsigned long size = cap;
 	if (kd_tj.compress2(h, src, w, pitch, ht, pf, &out, &size, subsamp, q, flags | 1024) != 0) return -1;
+	return (long)size;
+}
+
+static int kd_has_yuv(void) { return kd_tj.decYUV && kd_tj.encYUV && kd_tj.planeW && kd_tj.planeH; }
+static int kd_plane_w(int c, int w, int s) { return kd_tj.planeW(c, w, s); }
+static int kd_plane_h(int c, int h, int s) { return kd_tj.planeH(c, h, s); }
+
+// The plane pointer and stride arrays live on the C stack so that no Go
+// memory holds pointers handed to C.
+static int kd_decompress_yuv(kd_tjhandle h, const unsigned char *buf, unsigned long n,
+		unsigned char *y, unsigned char *u, unsigned char *v, int ys, int cs, int w, int ht, int flags) {
+	unsigned char *planes[3] = {y, u, v};
+	int strides[3] = {ys, cs, cs};
+	return kd_tj.decYUV(h, buf, n, planes, w, strides, ht, flags);
+}
+
+static long kd_compress_yuv(kd_tjhandle h, const unsigned char *y, const unsigned char *u, const unsigned char *v,
+		int ys, int cs, int w, int ht, int subsamp, unsigned char *dst, unsigned long cap, int q, int flags) {
+	const unsigned char *planes[3] = {y, u, v};
+	int strides[3] = {ys, cs, cs};
+	unsigned char *out = dst;
+	unsigned long size = cap;
+	if (kd_tj.encYUV(h, planes, w, strides, ht, subsamp, &out, &size, q, flags | 1024) != 0) return -1;
 	return (long)size;
 }
 
@@ -261,9 +295,15 @@ func (c *tjCodec) encode(src []byte, w, h, quality int, dst []byte) (int, error)
 }
 
 func (c *tjCodec) encodeFlags(src []byte, w, h, quality int, dst []byte, flags int) (int, error) {
+	return c.encodeSubsamp(src, w, h, quality, dst, flags, tjsamp420)
+}
+
+// encodeSubsamp is encodeFlags with a chosen chroma subsampling (tests make
+// inputs with it); dst must hold tjBufSize for that subsampling.
+func (c *tjCodec) encodeSubsamp(src []byte, w, h, quality int, dst []byte, flags, subsamp int) (int, error) {
 	sp := (*C.uchar)(unsafe.Pointer(unsafe.SliceData(src)))
 	dp := (*C.uchar)(unsafe.Pointer(unsafe.SliceData(dst)))
-	n := C.kd_compress(c.enc, sp, C.int(w), C.int(w*3), C.int(h), tjpfRGB, dp, C.ulong(len(dst)), tjsamp420, C.int(quality), C.int(flags))
+	n := C.kd_compress(c.enc, sp, C.int(w), C.int(w*3), C.int(h), tjpfRGB, dp, C.ulong(len(dst)), C.int(subsamp), C.int(quality), C.int(flags))
 	if n < 0 {
 		return 0, fmt.Errorf("tjCompress2: %s", C.GoString(C.kd_errstr(c.enc)))
 	}
@@ -279,3 +319,56 @@ func turboFactors() []scalingFactor { return turbo.factors }
 func benignWarning(msg string) bool {
 	return strings.Contains(msg, "extraneous bytes before marker")
 }
+
+// TurboJPEG subsampling and colour-space codes used by the YUV path.
+const (
+	tjsamp444  = 0
+	tjsamp422  = 1
+	tjsampGray = 3
+	tjsamp440  = 4
+	tjsamp411  = 5
+	tjcsYCbCr  = 1
+	tjcsGray   = 2
+)
+
+func haveTurboYUV() bool { return loadTurbo() && C.kd_has_yuv() != 0 }
+
+// headerSub is header plus the chroma subsampling (tjsamp*).
+func (c *tjCodec) headerSub(data []byte) (w, h, subsamp, colorspace int, err error) {
+	p, n := cbytes(data)
+	r := C.kd_header(c.dec, p, n)
+	if r.rc != 0 {
+		return 0, 0, 0, 0, fmt.Errorf("%s", C.GoString(C.kd_errstr(c.dec)))
+	}
+	return int(r.w), int(r.h), int(r.subsamp), int(r.cs), nil
+}
+
+// planeSize is the size TurboJPEG uses for component c of a w x h image:
+// the luma plane is padded to whole chroma samples (e.g. even for 4:2:0).
+func planeSize(c, w, h, subsamp int) (int, int) {
+	return int(C.kd_plane_w(C.int(c), C.int(w), C.int(subsamp))), int(C.kd_plane_h(C.int(c), C.int(h), C.int(subsamp)))
+}
+
+// decodeYUV decompresses into Y, Cb, Cr planes (only y for grayscale) at
+// the scaled size w x h, skipping chroma upsampling and colour conversion.
+func (c *tjCodec) decodeYUV(data, y, u, v []byte, ys, cs, w, h int) (warning bool, err error) {
+	p, n := cbytes(data)
+	if C.kd_decompress_yuv(c.dec, p, n, ucp(y), ucp(u), ucp(v), C.int(ys), C.int(cs), C.int(w), C.int(h), tjflagLimitScans) != 0 {
+		msg := C.GoString(C.kd_errstr(c.dec))
+		return C.kd_errcode(c.dec) == tjerrWarning, fmt.Errorf("%s", msg)
+	}
+	return false, nil
+}
+
+// encodeYUV compresses 4:2:0 planes of a w x h image into dst (at least
+// encodeBound(w, h) bytes), skipping colour conversion and downsampling.
+func (c *tjCodec) encodeYUV(y, u, v []byte, ys, cs, w, h, quality int, dst []byte) (int, error) {
+	n := C.kd_compress_yuv(c.enc, ucp(y), ucp(u), ucp(v), C.int(ys), C.int(cs), C.int(w), C.int(h), tjsamp420,
+		ucp(dst), C.ulong(len(dst)), C.int(quality), 0)
+	if n < 0 {
+		return 0, fmt.Errorf("tjCompressFromYUVPlanes: %s", C.GoString(C.kd_errstr(c.enc)))
+	}
+	return int(n), nil
+}
+
+func ucp(b []byte) *C.uchar { return (*C.uchar)(unsafe.Pointer(unsafe.SliceData(b))) }

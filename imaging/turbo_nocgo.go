@@ -33,3 +33,7 @@ func (c *tjCodec) encode([]byte, int, int, int, []byte) (int, error) {
 }
 func turboFactors() []scalingFactor { return nil }
 func benignWarning(string) bool     { return false }
+
+func haveTurboYUV() bool { return false }
+
+func (p *Processor) processYUV([]byte) (bool, int, int, error) { return false, 0, 0, nil }

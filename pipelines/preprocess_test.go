@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io/fs"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -33,6 +34,9 @@ func makeSample(t *testing.T, samples, perShard int) string {
 	return dir
 }
 
+// quietLog keeps test output to failures; the CLI tests cover the logs.
+var quietLog = slog.New(slog.DiscardHandler)
+
 func testConfig() Config {
 	cfg := Default()
 	cfg.Image.Size = 64
@@ -42,7 +46,7 @@ func testConfig() Config {
 
 func preprocess(t *testing.T, in, out string, cfg Config, split Split) Summary {
 	t.Helper()
-	sum, err := Preprocess(context.Background(), PreprocessOptions{Input: in, Output: out, Config: cfg, Split: split})
+	sum, err := Preprocess(context.Background(), PreprocessOptions{Input: in, Output: out, Config: cfg, Split: split, Logger: quietLog})
 	if err != nil {
 		t.Fatalf("preprocess %s -> %s (worker %d/%d): %v", in, out, split.Index, split.Count, err)
 	}
