@@ -1,0 +1,117 @@
+package train
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/kediff/kediff/kernels"
+)
+
+// Checkpoint file names inside a checkpoint directory (DESIGN.md 3.4).
+const (
+	ConfigFile  = "config.json"
+	WeightsFile = "model.safetensors"
+)
+
+// StateDict returns the parameters as F32 tensors named and shaped as the
+// PyTorch Text2ImUNet's state_dict().
+func (m *Model) StateDict() map[string]Tensor {
+	out := make(map[string]Tensor, len(m.Params.Layout.Views()))
+	host := make([]float32, len(m.Params.Data))
+	m.be.CopyToHost(host, m.Params.Data)
+	for _, v := range m.Params.Layout.Views() {
+		out[v.Name] = F32(v.Shape, host[v.Offset:v.Offset+v.Size])
+	}
+	return out
+}
+
+// LoadStateDict copies tensors into the parameters. Like PyTorch's
+// load_state_dict(strict=True) it fails on a missing or unexpected name or a
+// shape mismatch, listing every problem; F16, BF16 and F64 are converted.
+func (m *Model) LoadStateDict(tensors map[string]Tensor) error {
+	var missing, unexpected, wrong []string
+	for _, v := range m.Params.Layout.Views() {
+		t, ok := tensors[v.Name]
+		if !ok {
+			missing = append(missing, v.Name)
+			continue
+		}
+		if !slices.Equal(t.Shape, v.Shape) {
+			wrong = append(wrong, fmt.Sprintf("%s: checkpoint %v, model %v", v.Name, t.Shape, v.Shape))
+		}
+	}
+	for name := range tensors {
+		if _, ok := m.Params.Layout.Lookup(name); !ok {
+			unexpected = append(unexpected, name)
+		}
+	}
+	if len(missing)+len(unexpected)+len(wrong) > 0 {
+		sort.Strings(unexpected)
+		var b strings.Builder
+		b.WriteString("train: checkpoint does not match the model config")
+		list := func(what string, names []string) {
+			if len(names) == 0 {
+				return
+			}
+			const show = 8
+			fmt.Fprintf(&b, "; %d %s: %s", len(names), what, strings.Join(names[:min(show, len(names))], ", "))
+			if len(names) > show {
+				b.WriteString(", ...")
+			}
+		}
+		list("missing", missing)
+		list("unexpected", unexpected)
+		list("with the wrong shape", wrong)
+		return fmt.Errorf("%s", b.String())
+	}
+	host := make([]float32, len(m.Params.Data))
+	for _, v := range m.Params.Layout.Views() {
+		vals, err := tensors[v.Name].Float32s()
+		if err != nil {
+			return fmt.Errorf("train: checkpoint tensor %s: %w", v.Name, err)
+		}
+		copy(host[v.Offset:v.Offset+v.Size], vals)
+	}
+	m.be.CopyToDevice(m.Params.Data, host)
+	return nil
+}
+
+// Save writes dir/config.json and dir/model.safetensors (float32, state_dict
+// names), creating dir. The weights load into glide-text2im's Text2ImUNet
+// built with the same config with load_state_dict(strict=True).
+func (m *Model) Save(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("train: save: %w", err)
+	}
+	if err := WriteConfig(filepath.Join(dir, ConfigFile), m.Config); err != nil {
+		return err
+	}
+	meta := map[string]string{"format": "pt", "model": "glide-text2im Text2ImUNet (kediff)"}
+	return WriteSafetensors(filepath.Join(dir, WeightsFile), m.StateDict(), meta)
+}
+
+// Load builds the model described by dir/config.json on backend be (nil:
+// CPU) and loads dir/model.safetensors into it.
+func Load(dir string, be kernels.Backend) (*Model, error) {
+	cfg, err := ReadConfig(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		return nil, err
+	}
+	m, err := NewModel(cfg, be)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, WeightsFile)
+	tensors, _, err := ReadSafetensors(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.LoadStateDict(tensors); err != nil {
+		return nil, fmt.Errorf("%w (%s against %s)", err, path, filepath.Join(dir, ConfigFile))
+	}
+	return m, nil
+}

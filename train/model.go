@@ -1,0 +1,334 @@
+package train
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/kediff/kediff/kernels"
+)
+
+// Model is a Text2ImUNet: parameters in one kernels.Params buffer whose Layout
+// names are the PyTorch state_dict keys, activations for one batch size in
+// two flat buffers (values, gradients), and the layers in forward order.
+type Model struct {
+	Config ModelConfig
+	Params *kernels.Params
+	// Train enables dropout (Config.Dropout); Seed and the forward count pick
+	// the dropout masks.
+	Train bool
+	Seed  uint64
+
+	be     kernels.Backend
+	layers []layer
+	out    *outLayer
+	// shared tensors: the SiLU of the conditioning embedding (every ResBlock's
+	// emb_layers input) and the text sequence (every encoder_kv input)
+	embSilu, xfOut *tensor
+	attn           []*attnBlock
+
+	// per-batch state
+	B                   int
+	act, grad, stat     []float32
+	scratch             []float32
+	scratchN            int
+	x                   tensor    // input z_t (B, in, H, W)
+	timesteps           []float32 // (B)
+	tokens              []int32   // (B*L)
+	mask                []bool    // (B*L)
+	forwards            uint64
+	noiseBuf, weightBuf []float32
+}
+
+// NewModel builds the model for cfg on backend be (nil means kernels.CPU)
+// with zeroed parameters; call Init or load a checkpoint.
+func NewModel(cfg ModelConfig, be kernels.Backend) (*Model, error) {
+	m, err := build(cfg, be)
+	if err != nil {
+		return nil, err
+	}
+	m.Params = kernels.NewParams(m.Params.Layout)
+	return m, nil
+}
+
+// build constructs the layers and the parameter Layout, without buffers.
+func build(cfg ModelConfig, be kernels.Backend) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if be == nil {
+		be = &kernels.CPU{}
+	}
+	m := &Model{Config: cfg, be: be}
+	l := &kernels.Layout{}
+	m.Params = &kernels.Params{Layout: l}
+	c := cfg
+	L, W, E := c.TextCtx, c.XFWidth, c.TimeEmbedDim()
+
+	// Text2ImUNet's own parameters, then the text encoder (get_text_emb).
+	tin := &textIn{L: L, W: W, padding: c.XFPadding}
+	tin.pos = l.Add("positional_embedding", L, W)
+	if c.XFPadding {
+		tin.pad = l.Add("padding_embedding", L, W)
+	}
+	tin.tok = l.Add("token_embedding.weight", c.NVocab, W)
+	m.layers = append(m.layers, tin)
+	h := tin.output()
+	for i := range c.XFLayers {
+		x := newXFBlock(m, i, h)
+		m.layers = append(m.layers, x)
+		h = x.output()
+	}
+	tout := &textOut{L: L, W: W, in: h}
+	if c.XFFinalLN {
+		ln := newLayerNorm(l, "final_ln", W)
+		tout.ln = &ln
+	}
+	tout.proj = newLinear(l, "transformer_proj", W, E)
+	m.layers = append(m.layers, tout)
+	m.xfOut = tout.output()
+
+	// time_embed(timestep_embedding(t)) + xf_proj
+	te := &timeEmbed{mc: c.ModelChannels, E: E, text: tout,
+		l0: newLinear(l, "time_embed.0", c.ModelChannels, E),
+		l2: newLinear(l, "time_embed.2", E, E)}
+	m.layers = append(m.layers, te)
+	m.embSilu = te.output()
+
+	m.buildUNet()
+	for _, ly := range m.layers {
+		if a, ok := ly.(*attnBlock); ok {
+			m.attn = append(m.attn, a)
+		}
+	}
+	return m, nil
+}
+
+// p and dp return a parameter's values and gradient.
+func (m *Model) p(v kernels.View) []float32 {
+	if v.Size == 0 {
+		return nil
+	}
+	return m.Params.Data[v.Offset : v.Offset+v.Size : v.Offset+v.Size]
+}
+
+func (m *Model) dp(v kernels.View) []float32 {
+	if v.Size == 0 {
+		return nil
+	}
+	return m.Params.Grad[v.Offset : v.Offset+v.Size : v.Offset+v.Size]
+}
+
+// NumParams is the parameter count.
+func (m *Model) NumParams() int { return m.Params.Layout.Size() }
+
+// SetBatch sizes the activation buffers for batch size B (Forward calls it
+// when the batch size changes).
+func (m *Model) SetBatch(B int) {
+	if B == m.B && m.act != nil {
+		return
+	}
+	m.B = B
+	c := m.Config
+	reserve := func(a *arena) {
+		m.scratchN = 0
+		m.x = a.take(B * c.InChannels * c.ImageSize * c.ImageSize)
+		m.timesteps = a.stats(B)
+		for _, ly := range m.layers {
+			ly.reserve(m, a)
+		}
+	}
+	var count arena
+	reserve(&count)
+	a := arena{act: m.be.Alloc(count.nAct), grad: m.be.Alloc(count.nAct), stat: m.be.Alloc(count.nStat)}
+	reserve(&a)
+	m.act, m.grad, m.stat = a.act, a.grad, a.stat
+	m.scratch = m.be.Alloc(m.scratchN)
+}
+
+// ActivationFloats is the element count of the activation buffers for the
+// current batch size (values + gradients + statistics).
+func (m *Model) ActivationFloats() int { return 2*len(m.act) + len(m.stat) + len(m.scratch) }
+
+// Batch is one model input.
+type Batch struct {
+	X         []float32 // z_t, (B, in_channels, H, W)
+	Timesteps []float32 // (B), in [0, T)
+	Tokens    []int32   // (B, text_ctx)
+	Mask      []bool    // (B, text_ctx): true for real tokens, false for padding
+	// Keyword weighting (DESIGN.md 1.3), both optional: WA[b] is w_a for a
+	// sample selected for textual knowledge and 0 otherwise; Keyword[b*L+j]
+	// marks keyword text tokens. Image keys of a sample with WA[b] > 0 and its
+	// keyword text keys are scaled by 1 + WA[b].
+	WA      []float32
+	Keyword []bool
+}
+
+// N is the batch size implied by Timesteps.
+func (b *Batch) N() int { return len(b.Timesteps) }
+
+func (m *Model) check(in *Batch) error {
+	c := m.Config
+	B := in.N()
+	L := c.TextCtx
+	switch {
+	case B == 0:
+		return fmt.Errorf("train: forward: empty batch")
+	case len(in.X) != B*c.InChannels*c.ImageSize*c.ImageSize:
+		return fmt.Errorf("train: forward: x has %d values, want %d = %dx%dx%dx%d", len(in.X), B*c.InChannels*c.ImageSize*c.ImageSize, B, c.InChannels, c.ImageSize, c.ImageSize)
+	case len(in.Tokens) != B*L || len(in.Mask) != B*L:
+		return fmt.Errorf("train: forward: tokens %d and mask %d, want %d = %d samples x text_ctx %d", len(in.Tokens), len(in.Mask), B*L, B, L)
+	case in.WA != nil && len(in.WA) != B:
+		return fmt.Errorf("train: forward: w_a has %d values for %d samples", len(in.WA), B)
+	case in.Keyword != nil && len(in.Keyword) != B*L:
+		return fmt.Errorf("train: forward: keyword flags %d, want %d", len(in.Keyword), B*L)
+	}
+	for i, t := range in.Tokens {
+		if t < 0 || int(t) >= c.NVocab {
+			return fmt.Errorf("train: forward: token %d at sample %d position %d outside the vocabulary of %d", t, i/L, i%L, c.NVocab)
+		}
+	}
+	return nil
+}
+
+// Forward runs the model on in and returns eps_theta (B, out_channels, H, W),
+// a view into the model's buffers valid until the next Forward.
+func (m *Model) Forward(in *Batch) ([]float32, error) {
+	if err := m.check(in); err != nil {
+		return nil, err
+	}
+	B := in.N()
+	m.SetBatch(B)
+	m.forwards++
+	m.be.CopyToDevice(m.x.v, in.X)
+	m.be.CopyToDevice(m.timesteps, in.Timesteps)
+	m.tokens = append(m.tokens[:0], in.Tokens...)
+	m.mask = append(m.mask[:0], in.Mask...)
+	m.setKeys(in)
+	for _, ly := range m.layers {
+		ly.forward(m)
+	}
+	return m.out.out.v, nil
+}
+
+// setKeys fills each attention block's per-key logit scale s_j and, with
+// attention_mask_padding, its key mask. Keys are the L text tokens, then the
+// block's T pixels.
+func (m *Model) setKeys(in *Batch) {
+	L := m.Config.TextCtx
+	for _, a := range m.attn {
+		nk := L + a.T
+		ks := make([]float32, m.B*nk)
+		var km []float32
+		if a.keyMask != nil {
+			km = make([]float32, m.B*nk)
+		}
+		for b := 0; b < m.B; b++ {
+			var wa float32
+			if in.WA != nil {
+				wa = in.WA[b]
+			}
+			row := ks[b*nk : (b+1)*nk]
+			for j := range row {
+				row[j] = 1
+				if wa != 0 && (j >= L || (in.Keyword != nil && in.Keyword[b*L+j])) {
+					row[j] = 1 + wa
+				}
+			}
+			if km != nil {
+				for j := range nk {
+					km[b*nk+j] = 1
+					if j < L && !in.Mask[b*L+j] {
+						km[b*nk+j] = 0
+					}
+				}
+			}
+		}
+		m.be.CopyToDevice(a.keyScale, ks)
+		if km != nil {
+			m.be.CopyToDevice(a.keyMask, km)
+		}
+	}
+}
+
+// Backward propagates dEps (B, out_channels, H, W), the gradient of the loss
+// with respect to the last Forward's output, and accumulates every parameter
+// gradient into Params.Grad.
+func (m *Model) Backward(dEps []float32) {
+	m.be.Zero(m.grad)
+	m.be.Accumulate(m.out.out.g, dEps, len(m.out.out.g))
+	m.backward()
+}
+
+func (m *Model) backward() {
+	for i := len(m.layers) - 1; i >= 0; i-- {
+		m.layers[i].backward(m)
+	}
+}
+
+// dropoutSeed derives a per-layer, per-forward seed (splitmix64).
+func (m *Model) dropoutSeed(layer int) uint64 {
+	z := m.Seed ^ m.forwards*0x9e3779b97f4a7c15 ^ uint64(layer+1)*0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+// Init fills the parameters as a freshly constructed PyTorch Text2ImUNet
+// would be: nn.Linear/nn.Conv weights and biases uniform in +-1/sqrt(fan_in),
+// norms at weight 1 and bias 0, token_embedding N(0, 1), GLIDE's
+// zero_module layers (out_layers.3, proj_out, out.2) at zero. GLIDE leaves the
+// positional and padding embeddings uninitialised (th.empty); they get
+// N(0, 0.01^2) here.
+func (m *Model) Init(seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 0x6b656469666621))
+	for _, v := range m.Params.Layout.Views() {
+		w := m.p(v)
+		name := v.Name
+		switch {
+		case strings.Contains(name, "out_layers.3.") || strings.Contains(name, "proj_out.") || strings.HasPrefix(name, "out.2."):
+			clear(w)
+		case name == "positional_embedding" || name == "padding_embedding":
+			for i := range w {
+				w[i] = float32(0.01 * rng.NormFloat64())
+			}
+		case name == "token_embedding.weight":
+			for i := range w {
+				w[i] = float32(rng.NormFloat64())
+			}
+		case isNorm(name):
+			val := float32(0)
+			if strings.HasSuffix(name, ".weight") {
+				val = 1
+			}
+			for i := range w {
+				w[i] = val
+			}
+		default:
+			// fan_in from the weight of the same module
+			wv, _ := m.Params.Layout.Lookup(strings.TrimSuffix(strings.TrimSuffix(name, ".weight"), ".bias") + ".weight")
+			fanIn := 1
+			for _, d := range wv.Shape[1:] {
+				fanIn *= d
+			}
+			bound := 1 / math.Sqrt(float64(fanIn))
+			for i := range w {
+				w[i] = float32(bound * (2*rng.Float64() - 1))
+			}
+		}
+	}
+}
+
+// isNorm reports whether a parameter belongs to a GroupNorm or LayerNorm.
+func isNorm(name string) bool {
+	if strings.HasPrefix(name, "out.0.") || strings.HasPrefix(name, "final_ln.") {
+		return true
+	}
+	for _, s := range []string{"in_layers.0.", "out_layers.0.", ".norm.", "ln_1.", "ln_2."} {
+		if strings.Contains(name, s) {
+			return true
+		}
+	}
+	return false
+}
