@@ -20,6 +20,7 @@ type Config struct {
 	Read    ReadConfig    `yaml:"read" json:"read"`
 	Caption CaptionConfig `yaml:"caption" json:"caption"`
 	Image   ImageConfig   `yaml:"image" json:"image"`
+	POS     POSConfig     `yaml:"pos" json:"pos"`
 	Output  OutputConfig  `yaml:"output" json:"output"`
 	Workers WorkersConfig `yaml:"workers" json:"workers"`
 }
@@ -53,6 +54,19 @@ type ImageConfig struct {
 	Quality         int     `yaml:"quality" json:"quality"`
 }
 
+// POSConfig configures the textual-knowledge stage (package pos).
+type POSConfig struct {
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// Fraction of samples selected for textual knowledge (special text,
+	// keyword attention) by a hash of key and Seed.
+	Fraction float64 `yaml:"fraction" json:"fraction"`
+	Seed     uint64  `yaml:"seed" json:"seed"`
+	// UserDicts are files of "word freq tag" lines added to the dictionary.
+	UserDicts []string `yaml:"user_dicts" json:"user_dicts"`
+	// Classes overrides the class of raw tags (tag -> class name).
+	Classes map[string]string `yaml:"classes" json:"classes"`
+}
+
 // OutputConfig shapes the output files.
 type OutputConfig struct {
 	RowGroupRows int `yaml:"row_group_rows" json:"row_group_rows"`
@@ -63,6 +77,7 @@ type OutputConfig struct {
 type WorkersConfig struct {
 	Readers int `yaml:"readers" json:"readers"` // input shards read at once
 	Image   int `yaml:"image" json:"image"`
+	POS     int `yaml:"pos" json:"pos"`
 	Queue   int `yaml:"queue" json:"queue"` // capacity of each edge
 }
 
@@ -78,8 +93,9 @@ func Default() Config {
 			Format:          "jpeg",
 			Quality:         95,
 		},
-		Output:  OutputConfig{RowGroupRows: 1000},
-		Workers: WorkersConfig{Readers: 2, Queue: 64},
+		POS:     POSConfig{Enabled: true, Fraction: 0.5, Seed: 1},
+		Output:  OutputConfig{RowGroupRows: 256},
+		Workers: WorkersConfig{Readers: 2, POS: 1, Queue: 64},
 	}
 }
 
@@ -116,7 +132,10 @@ func (c *Config) validate() error {
 	if c.Output.RowGroupRows <= 0 {
 		errs = append(errs, "output.row_group_rows must be positive")
 	}
-	if c.Workers.Readers < 0 || c.Workers.Image < 0 || c.Workers.Queue < 0 {
+	if c.POS.Fraction < 0 || c.POS.Fraction > 1 {
+		errs = append(errs, "pos.fraction must be between 0 and 1")
+	}
+	if c.Workers.Readers < 0 || c.Workers.Image < 0 || c.Workers.POS < 0 || c.Workers.Queue < 0 {
 		errs = append(errs, "workers.* must not be negative (0 means one per core)")
 	}
 	if len(errs) > 0 {

@@ -4,7 +4,8 @@
 // shards, keeps the shards assigned to this worker that have no complete
 // output yet, and streams their samples through
 //
-//	read -> text (caption checks) -> image (decode, resize, encode) -> write
+//	read -> text (caption checks) -> pos (words, POS classes, keywords)
+//	     -> image (decode, resize, encode) -> write
 //
 // on a stages.Pipeline. Each input shard becomes one output shard of the
 // same name; a sample that fails a check becomes a reject row with a reason,

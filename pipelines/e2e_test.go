@@ -106,6 +106,42 @@ func TestOutputReadsInDuckDB(t *testing.T) {
 			t.Errorf("%s: stored image does not decode as 64x64 JPEG: %v", key, err)
 		}
 	}
+	// Textual knowledge: words concatenate back to the prompt, one class and
+	// keyword flag per word, special text exactly for the selected samples.
+	tk := duckdbtest.Query(t, "SELECT key, prompt, array_to_string(words, '') AS joined, len(words) AS nw, "+
+		"len(pos) AS np, len(pos_raw) AS nr, len(keyword) AS nk, list_contains(keyword, true) AS anykw, "+
+		"text_knowledge AS tk, special_text AS st FROM read_parquet("+glob+") ORDER BY key")
+	selected := 0
+	for _, r := range tk {
+		key := r["key"]
+		if r["joined"] != r["prompt"] {
+			t.Errorf("%s: words join to %q, prompt is %q", key, r["joined"], r["prompt"])
+		}
+		if n := toInt(r["nw"]); n == 0 || toInt(r["np"]) != n || toInt(r["nr"]) != n || toInt(r["nk"]) != n {
+			t.Errorf("%s: %v words, %v pos, %v pos_raw, %v keyword flags", key, r["nw"], r["np"], r["nr"], r["nk"])
+		}
+		if r["anykw"] != true {
+			t.Errorf("%s: no keyword in %q (every synthetic caption names a coloured shape)", key, r["prompt"])
+		}
+		st, _ := r["st"].(string)
+		if r["tk"] == true {
+			selected++
+			if !strings.HasPrefix(st, "[") || !strings.Contains(st, "[n]") {
+				t.Errorf("%s: selected, but special text %q has no class tokens", key, st)
+			}
+		} else if st != "" {
+			t.Errorf("%s: not selected, but special text is %q", key, st)
+		}
+	}
+	if selected == 0 || selected == len(tk) {
+		t.Errorf("%d of %d samples selected for textual knowledge; want about half", selected, len(tk))
+	}
+	kv := duckdbtest.Query(t, "SELECT decode(key) AS k FROM parquet_kv_metadata("+
+		duckdbtest.Quote(filepath.Join(out, "00000.parquet"))+") WHERE decode(key) LIKE 'pos.%'")
+	if len(kv) == 0 {
+		t.Errorf("00000.parquet has no pos.* metadata (tagger dictionaries and class table)")
+	}
+
 	rej := duckdbtest.Query(t, "SELECT reason, count(*) AS n FROM read_parquet("+
 		duckdbtest.Quote(filepath.Join(out, "*_rejects.parquet"))+") GROUP BY reason ORDER BY reason")
 	var total int64

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kediff/kediff/imaging"
+	"github.com/kediff/kediff/pos"
 	"github.com/kediff/kediff/shards"
 	"github.com/kediff/kediff/stages"
 )
@@ -52,6 +53,7 @@ type item struct {
 	sample shards.Sample
 	row    *shards.Row
 	reject *shards.Reject
+	pos    pos.Result // textual knowledge of the prompt
 
 	end   bool      // marker: sample.Shard has ended
 	count int       // marker: samples read from the shard
@@ -138,7 +140,17 @@ func Preprocess(ctx context.Context, opt PreprocessOptions) (Summary, error) {
 
 	md := shards.Metadata{Version: Version, Config: cfg.JSON()}
 	if len(todo) > 0 {
-		if err := run(ctx, opt, cfg, imgOpt, md, out, todo, &sum); err != nil {
+		var tagger *pos.Tagger
+		if cfg.POS.Enabled {
+			// Loading the dictionary takes seconds: only when there is work.
+			tagger, err = pos.NewTagger(pos.Config{Fraction: cfg.POS.Fraction, Seed: cfg.POS.Seed,
+				UserDicts: cfg.POS.UserDicts, Classes: cfg.POS.Classes})
+			if err != nil {
+				return sum, fmt.Errorf("config pos: %w", err)
+			}
+			md.Extra = tagger.Metadata()
+		}
+		if err := run(ctx, opt, cfg, imgOpt, tagger, md, out, todo, &sum); err != nil {
 			return sum, err
 		}
 	}
@@ -149,7 +161,7 @@ func Preprocess(ctx context.Context, opt PreprocessOptions) (Summary, error) {
 	return sum, nil
 }
 
-func run(ctx context.Context, opt PreprocessOptions, cfg Config, imgOpt imaging.Options,
+func run(ctx context.Context, opt PreprocessOptions, cfg Config, imgOpt imaging.Options, tagger *pos.Tagger,
 	md shards.Metadata, out *blob.Bucket, todo []shards.Input, sum *Summary) error {
 	p := stages.New(ctx, stages.Options{
 		Name:     "preprocess",
@@ -209,6 +221,18 @@ func run(ctx context.Context, opt PreprocessOptions, cfg Config, imgOpt imaging.
 		return it, nil
 	})
 
+	// Textual knowledge: words, POS classes, keyword flags, special text.
+	tagged := text
+	if tagger != nil {
+		tagged = stages.Map(p, "pos", text, max(1, cfg.Workers.POS), func(ctx context.Context, it *item) (*item, error) {
+			if it.end || it.reject != nil {
+				return it, nil
+			}
+			it.pos = tagger.Analyze(it.sample.Key, strings.TrimSpace(it.sample.Caption))
+			return it, nil
+		})
+	}
+
 	procs := sync.Pool{New: func() any {
 		p, err := imaging.NewProcessor(imgOpt)
 		if err != nil {
@@ -216,7 +240,7 @@ func run(ctx context.Context, opt PreprocessOptions, cfg Config, imgOpt imaging.
 		}
 		return p
 	}}
-	images := stages.Map(p, "image", text, cfg.imageWorkers(), func(ctx context.Context, it *item) (*item, error) {
+	images := stages.Map(p, "image", tagged, cfg.imageWorkers(), func(ctx context.Context, it *item) (*item, error) {
 		if it.end || it.reject != nil {
 			return it, nil
 		}
@@ -246,6 +270,12 @@ func run(ctx context.Context, opt PreprocessOptions, cfg Config, imgOpt imaging.
 			SHA256:         res.SHA256,
 			Source:         s.Source,
 			Meta:           string(s.Meta),
+			Words:          it.pos.Words,
+			POS:            it.pos.POS,
+			POSRaw:         it.pos.POSRaw,
+			Keyword:        it.pos.Keyword,
+			TextKnowledge:  it.pos.TextKnowledge,
+			SpecialText:    it.pos.SpecialText,
 		}
 		s.Image = nil
 		return it, nil

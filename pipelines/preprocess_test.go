@@ -199,7 +199,7 @@ func TestResumeAfterKill(t *testing.T) {
 	in := makeSample(t, 160, 10)
 	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
 	// One image worker makes the run long enough to be killed mid-way.
-	if err := os.WriteFile(cfgPath, []byte("image: {size: 64}\noutput: {row_group_rows: 4}\nworkers: {image: 1, readers: 1}\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte("image: {size: 64}\npos: {enabled: false}\noutput: {row_group_rows: 4}\nworkers: {image: 1, readers: 1}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	runTo := func(out string) *exec.Cmd {

@@ -28,9 +28,20 @@ type Row struct {
 	OriginalWidth  int32 `parquet:"original_width"` // of the input image
 	OriginalHeight int32 `parquet:"original_height"`
 
-	SHA256 string `parquet:"sha256"` // hex SHA-256 of Image.Bytes
+	SHA256 string `parquet:"sha256"` // hex SHA-256 of the input image's bytes, as img2dataset records it
 	Source string `parquet:"source"` // input shard URL + "#" + member, row or file
 	Meta   string `parquet:"meta,optional"`
+
+	// Textual knowledge (package pos, DESIGN.md 1.3): the prompt split into
+	// words that concatenate back to it, each word's POS class and raw tag,
+	// and its keyword flag. TextKnowledge marks the hash-selected samples;
+	// SpecialText (a class token before every word) is set for them only.
+	Words         []string `parquet:"words,list"`
+	POS           []string `parquet:"pos,list"`
+	POSRaw        []string `parquet:"pos_raw,list"`
+	Keyword       []bool   `parquet:"keyword,list"`
+	TextKnowledge bool     `parquet:"text_knowledge"`
+	SpecialText   string   `parquet:"special_text"`
 }
 
 // Image is an encoded image in Hugging Face datasets' Image layout:
@@ -64,6 +75,9 @@ type Metadata struct {
 	Version string // kediff's version
 	Config  []byte // the pipeline config as JSON
 	Input   string // the input shard URL (empty for the manifest)
+	// Extra holds more key-value pairs from the stages, e.g. the POS
+	// tagger's dictionaries and class table ("pos.*").
+	Extra map[string]string
 }
 
 // Key-value metadata keys of the output Parquet files.

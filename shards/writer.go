@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -132,12 +134,16 @@ func kvOptions(md Metadata, v any) ([]parquet.WriterOption, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []parquet.WriterOption{
+	opts := []parquet.WriterOption{
 		parquet.KeyValueMetadata(MetaHuggingFace, hf),
 		parquet.KeyValueMetadata(MetaConfig, string(md.Config)),
 		parquet.KeyValueMetadata(MetaInput, md.Input),
 		parquet.KeyValueMetadata(MetaVersion, md.Version),
-	}, nil
+	}
+	for _, k := range slices.Sorted(maps.Keys(md.Extra)) {
+		opts = append(opts, parquet.KeyValueMetadata(k, md.Extra[k]))
+	}
+	return opts, nil
 }
 
 // Write appends one row. Its strings must be valid UTF-8.

@@ -160,6 +160,8 @@ func TestShardWriterDuckDB(t *testing.T) {
 			{"image", "STRUCT(bytes BLOB, path VARCHAR)"},
 			{"width", "INTEGER"}, {"height", "INTEGER"}, {"original_width", "INTEGER"}, {"original_height", "INTEGER"},
 			{"sha256", "VARCHAR"}, {"source", "VARCHAR"}, {"meta", "VARCHAR"},
+			{"words", "VARCHAR[]"}, {"pos", "VARCHAR[]"}, {"pos_raw", "VARCHAR[]"}, {"keyword", "BOOLEAN[]"},
+			{"text_knowledge", "BOOLEAN"}, {"special_text", "VARCHAR"},
 		}
 		if len(got) != len(want) {
 			t.Fatalf("got %d columns %v, want %d", len(got), got, len(want))
@@ -482,7 +484,12 @@ func TestHFFeatures(t *testing.T) {
 		`"width":{"dtype":"int32","_type":"Value"},"height":{"dtype":"int32","_type":"Value"},` +
 		`"original_width":{"dtype":"int32","_type":"Value"},"original_height":{"dtype":"int32","_type":"Value"},` +
 		`"sha256":{"dtype":"string","_type":"Value"},"source":{"dtype":"string","_type":"Value"},` +
-		`"meta":{"dtype":"string","_type":"Value"}}`
+		`"meta":{"dtype":"string","_type":"Value"},` +
+		`"words":{"feature":{"dtype":"string","_type":"Value"},"_type":"Sequence"},` +
+		`"pos":{"feature":{"dtype":"string","_type":"Value"},"_type":"Sequence"},` +
+		`"pos_raw":{"feature":{"dtype":"string","_type":"Value"},"_type":"Sequence"},` +
+		`"keyword":{"feature":{"dtype":"bool","_type":"Value"},"_type":"Sequence"},` +
+		`"text_knowledge":{"dtype":"bool","_type":"Value"},"special_text":{"dtype":"string","_type":"Value"}}`
 	if string(got) != want {
 		t.Errorf("features:\n got %s\nwant %s", got, want)
 	}

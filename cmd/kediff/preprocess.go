@@ -21,6 +21,8 @@ func runPreprocess(ctx context.Context, args []string) error {
 	config := fs.String("config", "", "YAML/JSON config file over the defaults (see README)")
 	worker := fs.Int("worker", -1, "this worker's index, 0-based (default: $JOB_COMPLETION_INDEX, $SLURM_ARRAY_TASK_ID, or 0)")
 	workers := fs.Int("workers", -1, "number of workers splitting the input shards (default: $SLURM_ARRAY_TASK_COUNT or 1)")
+	var posDicts stringList
+	fs.Var(&posDicts, "pos-dict", "user dictionary for the POS tagger, one \"word freq tag\" a line (repeatable; adds to pos.user_dicts)")
 	quiet := fs.Bool("quiet", false, "no progress bar, for batch jobs (logs still go to stderr)")
 	logFormat := fs.String("log-format", "text", "log format on stderr: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -39,6 +41,7 @@ func runPreprocess(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	cfg.POS.UserDicts = append(cfg.POS.UserDicts, posDicts...)
 	split, err := pipelines.SplitFromEnv(*worker, *workers, os.Getenv)
 	if err != nil {
 		return err
@@ -78,3 +81,4 @@ func newLogger(format, level string) (*slog.Logger, error) {
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
+
