@@ -97,7 +97,7 @@ func ensureInput(ctx context.Context, dir string, n int) error {
 	os.RemoveAll(dir)
 	log.Printf("generating %d photo-like 640x480 JPEGs into %s", n, dir)
 	_, err := synth.Generate(ctx, dir, synth.Options{
-		Samples: n, PerShard: 500, Width: 640, Height: 480, Seed: 2026, Quality: 90, Lang: "mixed", Photo: true,
+		Samples: n, PerShard: 1000, Width: 640, Height: 480, Seed: 2026, Quality: 90, Lang: "mixed", Photo: true,
 	})
 	if err != nil {
 		return err

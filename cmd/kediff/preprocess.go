@@ -81,4 +81,3 @@ func newLogger(format, level string) (*slog.Logger, error) {
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
-
