@@ -78,25 +78,6 @@ func TestSelectionKeep(t *testing.T) {
 	}
 }
 
-func TestSelected(t *testing.T) {
-	n := 0
-	for k := 0; k < 10000; k++ {
-		key := strings.Repeat("0", 3) + string(rune('0'+k%10)) + string(rune('a'+k/10%26)) + string(rune('a'+k/260))
-		if Selected(key, 7, 0.5) != Selected(key, 7, 0.5) {
-			t.Fatal("not deterministic")
-		}
-		if Selected(key, 7, 0.5) {
-			n++
-		}
-	}
-	if n < 4800 || n > 5200 {
-		t.Fatalf("selected %d of 10000 at fraction 0.5", n)
-	}
-	if Selected("x", 1, 0) || !Selected("x", 1, 1) {
-		t.Fatal("fractions 0 and 1")
-	}
-}
-
 func TestAugment(t *testing.T) {
 	obj := func(label, zh string, kept bool) Object { return Object{Label: label, LabelZh: zh, Kept: kept} }
 	dog, cat, bowl, apple := obj("dog", "狗", true), obj("cat", "猫", true), obj("bowl", "碗", true), obj("apple", "苹果", true)

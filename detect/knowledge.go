@@ -3,47 +3,13 @@ package detect
 import (
 	"bytes"
 	"fmt"
+	"github.com/kediff/kediff/internal/selection"
 	"image"
 	"image/jpeg"
 	"sort"
 	"strings"
 	"unicode"
 )
-
-// Selected reports whether the sample with this key is in the selected
-// fraction for seed. It is the rule of pos.Selected, copied so that detect
-// does not depend on pos: h = FNV-1a 64 over the 8 little-endian bytes of
-// seed followed by the bytes of key, then the murmur3 64-bit finalizer on h;
-// u = (h >> 11) / 2^53; selected when u < fraction. fraction <= 0 selects
-// nothing, >= 1 everything. Give the detector a seed of its own, or it picks
-// the same samples as every other stage using the rule with that seed.
-func Selected(key string, seed uint64, fraction float64) bool {
-	if fraction <= 0 {
-		return false
-	}
-	if fraction >= 1 {
-		return true
-	}
-	const (
-		offset = 14695981039346656037
-		prime  = 1099511628211
-	)
-	h := uint64(offset)
-	for i := 0; i < 8; i++ {
-		h ^= (seed >> (8 * i)) & 0xff
-		h *= prime
-	}
-	for i := 0; i < len(key); i++ {
-		h ^= uint64(key[i])
-		h *= prime
-	}
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return float64(h>>11)/(1<<53) < fraction
-}
 
 // Selection configures the eye-catching heuristics (design 1.4). An object
 // is kept when its score is at least MinScore and its box covers at least
@@ -318,7 +284,7 @@ func (d *Detector) Annotate(samples []Sample, sel Selection) ([]Annotation, erro
 		sizes[i] = [2]int{b.Dx(), b.Dy()}
 		anns[i].Prompt = s.Caption
 		anns[i].Mask = LossMask(nil, b.Dx(), b.Dy())
-		if Selected(s.Key, sel.Seed, sel.Fraction) {
+		if selection.Selected(s.Key, sel.Seed, sel.Fraction) {
 			imgs = append(imgs, img)
 			which = append(which, i)
 		}

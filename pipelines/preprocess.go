@@ -282,6 +282,7 @@ func run(ctx context.Context, opt PreprocessOptions, cfg Config, imgOpt imaging.
 	})
 
 	w := newShardSink(out, md, shards.WriterOptions{RowGroupRows: cfg.Output.RowGroupRows}, cfg.Hash(), todo)
+	w.estimate = p.SetTotal
 	stages.Sink(p, "write", images, 1, w.put)
 
 	err := p.Wait()

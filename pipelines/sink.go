@@ -23,6 +23,10 @@ type shardSink struct {
 	inputs     map[string]shards.Input // by shard ID
 
 	shards map[string]*openShard
+	// estimate, when set, receives the expected number of samples of the run,
+	// extrapolated from the shards finished so far (input shards carry no
+	// sample counts), for the progress bar's ETA.
+	estimate func(int64)
 
 	closed                  int
 	read, written, rejected int64
@@ -122,6 +126,9 @@ func (k *shardSink) finish(id string, sh *openShard) error {
 	delete(k.shards, id)
 	k.closed++
 	k.read += int64(end.count)
+	if k.estimate != nil {
+		k.estimate(k.read * int64(len(k.inputs)) / int64(k.closed))
+	}
 	return nil
 }
 

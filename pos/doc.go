@@ -58,10 +58,10 @@
 //
 // # Selection
 //
-// Selected(key, seed, fraction) decides whether a sample gets the textual knowledge
-// (special text and keyword attention): h = FNV-1a 64 over the 8 little-endian bytes
-// of seed followed by the bytes of key, mixed by the murmur3 finalizer fmix64;
-// u = (h >> 11) / 2^53 in [0, 1); the sample
-// is selected when u < fraction. The rule depends on nothing else, so re-runs agree
-// and other stages can reuse it with their own seed.
+// A sample gets the textual knowledge (special text and keyword attention) when
+// selection.Selected(key, Config.Seed, Config.Fraction) holds: h = FNV-1a 64 over
+// the 8 little-endian bytes of seed followed by the bytes of key, mixed by the
+// murmur3 finalizer fmix64; u = (h >> 11) / 2^53 in [0, 1); selected when
+// u < fraction. The rule depends on nothing else, so re-runs agree; the
+// detection and captioning stages use it too, with their own seeds.
 package pos

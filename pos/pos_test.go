@@ -163,57 +163,6 @@ func TestAnalyzeIsSafeForConcurrentUse(t *testing.T) {
 	wg.Wait()
 }
 
-func TestSelected(t *testing.T) {
-	t.Run("deterministic", func(t *testing.T) {
-		for _, k := range []string{"", "a", "000123", "样本"} {
-			if Selected(k, 3, 0.5) != Selected(k, 3, 0.5) {
-				t.Fatalf("Selected(%q) changed between calls", k)
-			}
-		}
-	})
-	t.Run("known_values", func(t *testing.T) {
-		// fmix64(FNV-1a 64 of 8 zero bytes then "a"), >> 11, / 2^53.
-		h := uint64(14695981039346656037)
-		for _, b := range append(make([]byte, 8), 'a') {
-			h ^= uint64(b)
-			h *= 1099511628211
-		}
-		h ^= h >> 33
-		h *= 0xff51afd7ed558ccd
-		h ^= h >> 33
-		h *= 0xc4ceb9fe1a85ec53
-		h ^= h >> 33
-		u := float64(h>>11) / (1 << 53)
-		if Selected("a", 0, u) || !Selected("a", 0, u+1e-12) {
-			t.Fatalf("Selected(\"a\", 0, f) does not switch at u = %v", u)
-		}
-	})
-	t.Run("fraction_is_respected", func(t *testing.T) {
-		for _, f := range []float64{0, 0.1, 0.5, 0.9, 1} {
-			n := 0
-			for i := 0; i < 20000; i++ {
-				if Selected("key"+itoa(i), 42, f) {
-					n++
-				}
-			}
-			if got := float64(n) / 20000; got < f-0.015 || got > f+0.015 {
-				t.Errorf("fraction %v: selected %v", f, got)
-			}
-		}
-	})
-	t.Run("seed_changes_the_choice", func(t *testing.T) {
-		same := 0
-		for i := 0; i < 1000; i++ {
-			if Selected(itoa(i), 1, 0.5) == Selected(itoa(i), 2, 0.5) {
-				same++
-			}
-		}
-		if same > 600 || same < 400 {
-			t.Errorf("seeds 1 and 2 agree on %d of 1000 keys; want about 500", same)
-		}
-	})
-}
-
 func itoa(i int) string {
 	if i == 0 {
 		return "0"

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/kediff/kediff/internal/selection"
 	"math"
 	"os"
 	"strconv"
@@ -22,7 +23,7 @@ import (
 // selects no sample for textual knowledge.
 type Config struct {
 	// Fraction of samples that get the textual knowledge (special text, keyword
-	// attention), chosen by Selected(key, Seed, Fraction). The paper uses 0.5.
+	// attention), chosen by selection.Selected(key, Seed, Fraction). The paper uses 0.5.
 	Fraction float64
 	// Seed of the selection hash.
 	Seed uint64
@@ -271,7 +272,7 @@ func (t *Tagger) Analyze(key, prompt string) Result {
 		POS:           strs[n : 2*n : 2*n],
 		POSRaw:        strs[2*n : 3*n : 3*n],
 		Keyword:       make([]bool, n),
-		TextKnowledge: Selected(key, t.cfg.Seed, t.cfg.Fraction),
+		TextKnowledge: selection.Selected(key, t.cfg.Seed, t.cfg.Fraction),
 	}
 	specialLen := 0
 	cls := sc.cls[:0]

@@ -98,7 +98,7 @@ func (b *progress) snapshot(now time.Time, final bool, err error) snapshot {
 		name:    b.p.opt.Name,
 		samples: n,
 		rejects: rej,
-		total:   b.p.opt.Total,
+		total:   b.p.total.Load(),
 		elapsed: now.Sub(begin),
 		stages:  b.p.Stats(),
 		final:   final,

@@ -159,3 +159,30 @@ func openTemp(t *testing.T) (*os.File, error) {
 	}
 	return f, err
 }
+
+// A total learnt during the run (SetTotal) shows up as a percentage.
+func TestProgressTotalSetWhileRunning(t *testing.T) {
+	noLeak(t)
+	var out lockedBuffer
+	p := New(context.Background(), Options{Name: "prep", Progress: &out, Interval: 2 * time.Millisecond, Logger: quiet()})
+	src := Source(p, "src", func(ctx context.Context, emit func(item) error) error {
+		for i := range 30 {
+			if i == 10 {
+				p.SetTotal(30)
+			}
+			time.Sleep(time.Millisecond)
+			if err := emit(item{1, 0}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	Sink(p, "write", src, 1, func(context.Context, item) error { return nil })
+	if err := p.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if !strings.Contains(lines[len(lines)-1], "30/30 samples  100.0%") {
+		t.Fatalf("summary %q does not show the total set while running", lines[len(lines)-1])
+	}
+}

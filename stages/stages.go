@@ -63,6 +63,7 @@ type Pipeline struct {
 	err     error // first error found while building; Wait returns it without running
 	started bool
 
+	total       atomic.Int64 // expected samples, 0 when unknown (SetTotal)
 	begin       atomic.Int64 // unix nanoseconds when Wait started the workers
 	samples     atomic.Int64 // totals over all sinks
 	rejects     atomic.Int64
@@ -100,8 +101,16 @@ func New(ctx context.Context, opt Options) *Pipeline {
 		log = slog.Default()
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	return &Pipeline{parent: ctx, ctx: gctx, g: g, opt: opt, log: log}
+	p := &Pipeline{parent: ctx, ctx: gctx, g: g, opt: opt, log: log}
+	p.total.Store(opt.Total)
+	return p
 }
+
+// SetTotal updates the number of samples the run is expected to deliver, for
+// the progress bar's ETA; a source that learns it only while running (from
+// the first input shards, say) calls it as the estimate improves. Safe for
+// concurrent use.
+func (p *Pipeline) SetTotal(n int64) { p.total.Store(n) }
 
 // stage holds one stage's counters; all fields read by Stats during a run
 // are atomic.

@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 #   libjpeg-turbo-progs     djpeg, the independent reference decoder for imaging/'s tests
 #   python3-jieba           the reference POS tagger for tools/pos (scored next to kediff)
 #   python3-pil             regenerates imaging/'s reference fixtures (tools/imaging)
-apt_pkgs=(libturbojpeg0 libjpeg-turbo-progs python3-jieba python3-pil)
+#   libopenblas0            sgemm for kernels/ (loaded at run time; pure-Go GEMM otherwise)
+#   python3-torch           PyTorch references: train/ loads Go checkpoints into it in its tests
+apt_pkgs=(libturbojpeg0 libjpeg-turbo-progs libopenblas0 python3-jieba python3-pil python3-torch)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -40,6 +40,7 @@ func main() {
 	large := flag.Int("large", 20000, "samples in the second, larger run for the memory check (0 skips it)")
 	dir := flag.String("dir", "out/bench", "working folder (inputs are kept between runs)")
 	kediff := flag.String("kediff", "bin/kediff", "the kediff binary to measure")
+	config := flag.String("config", "bench/preprocess/config.yaml", "preprocess config for the measured runs")
 	flag.Parse()
 	ctx := context.Background()
 
@@ -58,7 +59,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	run, err := runPipeline(*kediff, base, filepath.Join(*dir, "out"))
+	run, err := runPipeline(*kediff, *config, base, filepath.Join(*dir, "out"))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func main() {
 		if err := replicate(base, big, *large); err != nil {
 			log.Fatal(err)
 		}
-		runBig, err := runPipeline(*kediff, big, filepath.Join(*dir, "out-large"))
+		runBig, err := runPipeline(*kediff, *config, big, filepath.Join(*dir, "out-large"))
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -148,11 +149,11 @@ type measured struct {
 	maxRSSMiB float64
 }
 
-func runPipeline(kediff, in, out string) (measured, error) {
+func runPipeline(kediff, config, in, out string) (measured, error) {
 	if err := os.RemoveAll(out); err != nil {
 		return measured{}, err
 	}
-	cmd := exec.Command(kediff, "preprocess", "--input", in, "--output", out, "--quiet", "--log-level", "warn")
+	cmd := exec.Command(kediff, "preprocess", "--input", in, "--output", out, "--config", config, "--quiet", "--log-level", "warn")
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	start := time.Now()
 	if err := cmd.Run(); err != nil {

@@ -1,4 +1,8 @@
-package pos
+// Package selection decides which samples a knowledge stage treats, by a hash
+// of the sample key and a seed, so that re-runs, resumed runs and any number of
+// workers agree without sharing state. The POS, detection and captioning
+// stages all use this one rule, each with its own seed.
+package selection
 
 // Selected reports whether the sample with this key is in the selected fraction for
 // the given seed: h = FNV-1a 64 over the 8 little-endian bytes of seed followed by
