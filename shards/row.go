@@ -42,6 +42,39 @@ type Row struct {
 	Keyword       []bool   `parquet:"keyword,list"`
 	TextKnowledge bool     `parquet:"text_knowledge"`
 	SpecialText   string   `parquet:"special_text"`
+
+	// Visual knowledge (package detect, DESIGN.md 1.4): every detection, with
+	// boxes normalised to the stored image; the hash-selected samples that the
+	// detector treated; and the loss-weight mask of the kept objects on the
+	// latent grid, one byte per cell (1 inside a kept box), row-major, with
+	// its shape [H/8, W/8]. Empty when the stage did not run.
+	Objects         []Object `parquet:"objects,list"`
+	VisualKnowledge bool     `parquet:"visual_knowledge"`
+	LossMask        []byte   `parquet:"loss_mask,optional"`
+	LossMaskShape   []int32  `parquet:"loss_mask_shape,list"`
+
+	// GeneratedCaption is the captioner's text for the image (package caption);
+	// PromptSource says whether Prompt is it ("generated") or the caption.
+	GeneratedCaption string `parquet:"generated_caption,optional"`
+
+	// Latent is the autoencoder's latent of the stored image times its
+	// scaling factor (package vae): little-endian IEEE float16, C order, of
+	// shape LatentShape ([4, H/8, W/8]). Empty when no encoder ran.
+	Latent      []byte  `parquet:"latent,optional"`
+	LatentShape []int32 `parquet:"latent_shape,list"`
+	LatentDType string  `parquet:"latent_dtype,optional"`
+}
+
+// Object is one detection in Row.Objects.
+type Object struct {
+	Label   string  `parquet:"label"`
+	LabelZh string  `parquet:"label_zh"`
+	Score   float32 `parquet:"score"`
+	X0      float32 `parquet:"x0"` // box corners, normalised to [0, 1] of the stored image
+	Y0      float32 `parquet:"y0"`
+	X1      float32 `parquet:"x1"`
+	Y1      float32 `parquet:"y1"`
+	Kept    bool    `parquet:"kept"` // eye-catching: weights the loss and may extend the prompt
 }
 
 // Image is an encoded image in Hugging Face datasets' Image layout:

@@ -163,6 +163,9 @@ func TestShardWriterDuckDB(t *testing.T) {
 			{"sha256", "VARCHAR"}, {"source", "VARCHAR"}, {"meta", "VARCHAR"},
 			{"words", "VARCHAR[]"}, {"pos", "VARCHAR[]"}, {"pos_raw", "VARCHAR[]"}, {"keyword", "BOOLEAN[]"},
 			{"text_knowledge", "BOOLEAN"}, {"special_text", "VARCHAR"},
+			{"objects", `STRUCT("label" VARCHAR, label_zh VARCHAR, score FLOAT, x0 FLOAT, y0 FLOAT, x1 FLOAT, y1 FLOAT, kept BOOLEAN)[]`},
+			{"visual_knowledge", "BOOLEAN"}, {"loss_mask", "BLOB"}, {"loss_mask_shape", "INTEGER[]"},
+			{"generated_caption", "VARCHAR"}, {"latent", "BLOB"}, {"latent_shape", "INTEGER[]"}, {"latent_dtype", "VARCHAR"},
 		}
 		if len(got) != len(want) {
 			t.Fatalf("got %d columns %v, want %d", len(got), got, len(want))
@@ -494,7 +497,14 @@ func TestHFFeatures(t *testing.T) {
 		`"pos":{"feature":{"dtype":"string","_type":"Value"},"_type":"Sequence"},` +
 		`"pos_raw":{"feature":{"dtype":"string","_type":"Value"},"_type":"Sequence"},` +
 		`"keyword":{"feature":{"dtype":"bool","_type":"Value"},"_type":"Sequence"},` +
-		`"text_knowledge":{"dtype":"bool","_type":"Value"},"special_text":{"dtype":"string","_type":"Value"}}`
+		`"text_knowledge":{"dtype":"bool","_type":"Value"},"special_text":{"dtype":"string","_type":"Value"},` +
+		`"objects":[{"label":{"dtype":"string","_type":"Value"},"label_zh":{"dtype":"string","_type":"Value"},` +
+		`"score":{"dtype":"float32","_type":"Value"},"x0":{"dtype":"float32","_type":"Value"},"y0":{"dtype":"float32","_type":"Value"},` +
+		`"x1":{"dtype":"float32","_type":"Value"},"y1":{"dtype":"float32","_type":"Value"},"kept":{"dtype":"bool","_type":"Value"}}],` +
+		`"visual_knowledge":{"dtype":"bool","_type":"Value"},"loss_mask":{"dtype":"binary","_type":"Value"},` +
+		`"loss_mask_shape":{"feature":{"dtype":"int32","_type":"Value"},"_type":"Sequence"},` +
+		`"generated_caption":{"dtype":"string","_type":"Value"},"latent":{"dtype":"binary","_type":"Value"},` +
+		`"latent_shape":{"feature":{"dtype":"int32","_type":"Value"},"_type":"Sequence"},"latent_dtype":{"dtype":"string","_type":"Value"}}`
 	if string(got) != want {
 		t.Errorf("features:\n got %s\nwant %s", got, want)
 	}

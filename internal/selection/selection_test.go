@@ -57,3 +57,35 @@ func TestSelected(t *testing.T) {
 		}
 	})
 }
+
+// The u values come from an independent Python implementation of the rule
+// (FNV-1a 64 over seed bytes + key, murmur3 fmix64, top 53 bits / 2^53).
+func TestSelectedMatchesPython(t *testing.T) {
+	for _, tc := range []struct {
+		key  string
+		seed uint64
+		u    float64
+	}{
+		{"000000000", 0, 0.9634537610775014},
+		{"000000001", 0, 0.3884886396141739},
+		{"000000042", 7, 0.0086692667489916},
+		{"key", 12345, 0.49796708586664074},
+		{"", 1, 0.28995098444858847},
+	} {
+		if !Selected(tc.key, tc.seed, tc.u+1e-9) || Selected(tc.key, tc.seed, tc.u-1e-9) {
+			t.Errorf("Selected(%q, %d): u is not %v", tc.key, tc.seed, tc.u)
+		}
+	}
+	if Selected("x", 1, 0) || !Selected("x", 1, 1) {
+		t.Error("fractions 0 and 1 must select nothing and everything")
+	}
+	n := 0
+	for i := range 10000 {
+		if Selected(string(rune('a'+i%26))+string(rune(i)), 3, 0.3) {
+			n++
+		}
+	}
+	if n < 2700 || n > 3300 {
+		t.Errorf("fraction 0.3 selected %d of 10000", n)
+	}
+}
