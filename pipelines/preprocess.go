@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"io"
 	"log/slog"
 	"strings"
@@ -53,7 +54,7 @@ type item struct {
 	sample shards.Sample
 	row    *shards.Row
 	reject *shards.Reject
-	pos    pos.Result // textual knowledge of the prompt
+	img    image.Image // the stored image decoded, for the model stages; dropped before write
 
 	end   bool      // marker: sample.Shard has ended
 	count int       // marker: samples read from the shard
@@ -99,6 +100,9 @@ func Preprocess(ctx context.Context, opt PreprocessOptions) (Summary, error) {
 	var sum Summary
 
 	// Everything that can fail for the whole run fails here, before any work.
+	if err := cfg.validate(); err != nil {
+		return sum, fmt.Errorf("config: %w", err)
+	}
 	imgOpt, err := imageOptions(cfg.Image)
 	if err != nil {
 		return sum, err
@@ -150,7 +154,17 @@ func Preprocess(ctx context.Context, opt PreprocessOptions) (Summary, error) {
 			}
 			md.Extra = tagger.Metadata()
 		}
-		if err := run(ctx, opt, cfg, imgOpt, tagger, md, out, todo, &sum); err != nil {
+		if md.Extra == nil {
+			md.Extra = map[string]string{}
+		}
+		// Models load and check their layout here: a missing or mismatched
+		// model stops the run before any sample is read.
+		ms, err := openModels(&cfg, md.Extra)
+		if err != nil {
+			return sum, err
+		}
+		defer ms.close()
+		if err := run(ctx, opt, cfg, imgOpt, tagger, ms, md, out, todo, &sum); err != nil {
 			return sum, err
 		}
 	}
@@ -162,7 +176,7 @@ func Preprocess(ctx context.Context, opt PreprocessOptions) (Summary, error) {
 }
 
 func run(ctx context.Context, opt PreprocessOptions, cfg Config, imgOpt imaging.Options, tagger *pos.Tagger,
-	md shards.Metadata, out *blob.Bucket, todo []shards.Input, sum *Summary) error {
+	ms *models, md shards.Metadata, out *blob.Bucket, todo []shards.Input, sum *Summary) error {
 	p := stages.New(ctx, stages.Options{
 		Name:     "preprocess",
 		Progress: opt.Progress,
@@ -221,18 +235,6 @@ func run(ctx context.Context, opt PreprocessOptions, cfg Config, imgOpt imaging.
 		return it, nil
 	})
 
-	// Textual knowledge: words, POS classes, keyword flags, special text.
-	tagged := text
-	if tagger != nil {
-		tagged = stages.Map(p, "pos", text, max(1, cfg.Workers.POS), func(ctx context.Context, it *item) (*item, error) {
-			if it.end || it.reject != nil {
-				return it, nil
-			}
-			it.pos = tagger.Analyze(it.sample.Key, strings.TrimSpace(it.sample.Caption))
-			return it, nil
-		})
-	}
-
 	procs := sync.Pool{New: func() any {
 		p, err := imaging.NewProcessor(imgOpt)
 		if err != nil {
@@ -240,7 +242,7 @@ func run(ctx context.Context, opt PreprocessOptions, cfg Config, imgOpt imaging.
 		}
 		return p
 	}}
-	images := stages.Map(p, "image", tagged, cfg.imageWorkers(), func(ctx context.Context, it *item) (*item, error) {
+	images := stages.Map(p, "image", text, cfg.imageWorkers(), func(ctx context.Context, it *item) (*item, error) {
 		if it.end || it.reject != nil {
 			return it, nil
 		}
@@ -270,20 +272,45 @@ func run(ctx context.Context, opt PreprocessOptions, cfg Config, imgOpt imaging.
 			SHA256:         res.SHA256,
 			Source:         s.Source,
 			Meta:           string(s.Meta),
-			Words:          it.pos.Words,
-			POS:            it.pos.POS,
-			POSRaw:         it.pos.POSRaw,
-			Keyword:        it.pos.Keyword,
-			TextKnowledge:  it.pos.TextKnowledge,
-			SpecialText:    it.pos.SpecialText,
 		}
 		s.Image = nil
+		if ms.any() {
+			// Decoded once here, in parallel, for every model stage.
+			img, err := decodeStored(encoded)
+			if err != nil {
+				it.rejectModel(firstModelStage(ms), fmt.Errorf("decode the stored image: %w", err))
+				return it, nil
+			}
+			it.img = img
+		}
 		return it, nil
 	})
 
+	// Captioner (may replace the prompt), then detect (augments the prompt
+	// chosen so far), so that POS below tags the final prompt.
+	modeled := addModelStages(p, images, &cfg, ms)
+
+	// Textual knowledge of the final prompt: words, POS classes, keyword
+	// flags, special text.
+	tagged := modeled
+	if tagger != nil {
+		tagged = stages.Map(p, "pos", modeled, max(1, cfg.Workers.POS), func(ctx context.Context, it *item) (*item, error) {
+			if it.end || it.reject != nil {
+				return it, nil
+			}
+			row := it.row
+			r := tagger.Analyze(row.Key, row.Prompt)
+			row.Words, row.POS, row.POSRaw, row.Keyword = r.Words, r.POS, r.POSRaw, r.Keyword
+			row.TextKnowledge, row.SpecialText = r.TextKnowledge, r.SpecialText
+			return it, nil
+		})
+	}
+
+	latents := addVAEStage(p, tagged, &cfg, ms)
+
 	w := newShardSink(out, md, shards.WriterOptions{RowGroupRows: cfg.Output.RowGroupRows}, cfg.Hash(), todo)
 	w.estimate = p.SetTotal
-	stages.Sink(p, "write", images, 1, w.put)
+	stages.Sink(p, "write", latents, 1, w.put)
 
 	err := p.Wait()
 	sum.Stages = p.Stats()
@@ -299,6 +326,18 @@ func run(ctx context.Context, opt PreprocessOptions, cfg Config, imgOpt imaging.
 		return fmt.Errorf("preprocess: %d shards still open after the run (a reader ended without its end marker)", open)
 	}
 	return nil
+}
+
+// firstModelStage names the first enabled model stage, which rejects a
+// sample whose stored image the models cannot decode.
+func firstModelStage(ms *models) string {
+	switch {
+	case ms.captioner != nil:
+		return stageCaptioner
+	case ms.detector != nil:
+		return stageDetect
+	}
+	return stageVAE
 }
 
 func imageOptions(c ImageConfig) (imaging.Options, error) {

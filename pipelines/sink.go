@@ -53,6 +53,7 @@ func (k *shardSink) open() int { return len(k.shards) }
 
 // put is the sink function; the write stage runs it on one goroutine.
 func (k *shardSink) put(ctx context.Context, it *item) error {
+	it.img = nil // the decoded image is only for the model stages
 	id := it.sample.Shard
 	sh := k.shards[id]
 	if sh == nil {

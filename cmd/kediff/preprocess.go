@@ -23,6 +23,8 @@ func runPreprocess(ctx context.Context, args []string) error {
 	workers := fs.Int("workers", -1, "number of workers splitting the input shards (default: $SLURM_ARRAY_TASK_COUNT or 1)")
 	var posDicts stringList
 	fs.Var(&posDicts, "pos-dict", "user dictionary for the POS tagger, one \"word freq tag\" a line (repeatable; adds to pos.user_dicts)")
+	library := fs.String("onnxruntime", "", "onnxruntime shared library for the model stages (overrides onnx.library; default: $KEDIFF_ONNXRUNTIME, then the bundled one, then the system's)")
+	cuda := fs.Bool("cuda", false, "run the model stages on CUDA (sets onnx.cuda; needs a GPU build of onnxruntime)")
 	quiet := fs.Bool("quiet", false, "no progress bar, for batch jobs (logs still go to stderr)")
 	logFormat := fs.String("log-format", "text", "log format on stderr: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -42,6 +44,12 @@ func runPreprocess(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.POS.UserDicts = append(cfg.POS.UserDicts, posDicts...)
+	if *library != "" {
+		cfg.ONNX.Library = *library
+	}
+	if *cuda {
+		cfg.ONNX.CUDA = true
+	}
 	split, err := pipelines.SplitFromEnv(*worker, *workers, os.Getenv)
 	if err != nil {
 		return err
