@@ -26,6 +26,27 @@
 //     TrainStep give the weighted eps-MSE of DESIGN.md 1.4 and one AdamW step.
 //   - Save/Load (checkpoint.go) write and read config.json plus model.safetensors
 //     (safetensors.go, written here, no dependency).
+//   - Tokenizer (tokenizer.go): WordPiece-style, [PAD]=0, [UNK]=1, then the POS
+//     class tokens of package pos; CJK characters are single tokens; each token
+//     inherits its word's keyword flag, special tokens never are keywords.
+//     VocabBuilder/BuildVocabFromData make vocab.txt (kediff vocab build).
+//   - Loader (loader.go) streams shard rows (manifest.json, split by rank/world)
+//     through a seeded shuffle buffer on its own goroutine into TrainBatches:
+//     float32 latents, tokens/mask/keyword (special_text form and w_a for
+//     text_knowledge rows), the W_l loss weight (visual_knowledge rows) and the
+//     classifier-free-guidance text drop (all padding). Its LoaderState
+//     (epoch, samples delivered) restarts the same stream; the shuffle and drop
+//     randomness are functions of the seed and the position.
+//   - Trainer (trainer.go) runs TrainConfig: t uniform over [0, T) for the base
+//     model or over expert N's block [N*T/n, (N+1)*T/n); noise and t from an RNG
+//     seeded by (seed, expert, step), so resuming is bit-identical on CPU; AdamW
+//     with linear warm-up, gradient accumulation, clipping, optional EMA. An
+//     expert starts from the base checkpoint and freezes the text encoder
+//     (IsTextEncoder: its gradients are zeroed before clipping and AdamW skips
+//     it, weight decay included). The checkpoint directory holds config.json,
+//     model.safetensors, optimizer.safetensors (exp_avg.NAME, exp_avg_sq.NAME,
+//     step), ema.safetensors, vocab.txt, train_config.json, loss.png,
+//     metrics.jsonl and state.json (written last), each file via temp + rename.
 //
 // tools/train/reference.py is an independent PyTorch port of the same model; it
 // writes the fixture the tests compare against (outputs, loss, every gradient and

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kediff/kediff/train"
+)
+
+func init() {
+	register("train", "train the base U-Net or a denoising expert on preprocessed shards (train base | train expert N)", runTrain)
+}
+
+func runTrain(ctx context.Context, args []string) error {
+	if len(args) == 0 || (args[0] != "base" && args[0] != "expert") {
+		return errors.New("usage: kediff train base --data URL --config train.json --out DIR [--resume]\n" +
+			"       kediff train expert N --experts n --base DIR --data URL --config train.json --out DIR [--resume]")
+	}
+	mode := args[0]
+	args = args[1:]
+	expert := -1
+	if mode == "expert" {
+		if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+			return errors.New("kediff train expert N: give the expert index N (0-based) before the flags")
+		}
+		n, err := strconv.Atoi(args[0])
+		if err != nil || n < 0 {
+			return fmt.Errorf("expert index %q is not a non-negative integer", args[0])
+		}
+		expert = n
+		args = args[1:]
+	}
+	fs := flag.NewFlagSet("train "+mode, flag.ContinueOnError)
+	data := fs.String("data", "", "training shards: a folder URL with manifest.json (kediff preprocess output), a .parquet URL or a comma-separated list")
+	config := fs.String("config", "", "train config JSON (e.g. train/configs/tiny.json)")
+	out := fs.String("out", "", "checkpoint directory (model.safetensors, config.json, optimizer.safetensors, state.json, metrics.jsonl, loss.png)")
+	resume := fs.Bool("resume", false, "continue the checkpoint in --out")
+	steps := fs.Int("steps", 0, "override the config's steps")
+	rank := fs.Int("rank", 0, "this process's rank (data split)")
+	world := fs.Int("world", 1, "number of processes (data split)")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	var experts *int
+	var base *string
+	if mode == "expert" {
+		experts = fs.Int("experts", 0, "number of experts n (timestep blocks); default: the config's")
+		base = fs.String("base", "", "base checkpoint directory (kediff train base --out)")
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *data == "" || *config == "" || *out == "" {
+		return errors.New("--data, --config and --out are required")
+	}
+	cfg, err := train.ReadTrainConfig(*config)
+	if err != nil {
+		return err
+	}
+	cfg.Expert = expert
+	if experts != nil && *experts > 0 {
+		cfg.Experts = *experts
+	}
+	if *steps > 0 {
+		cfg.Steps = *steps
+	}
+	cfg.Rank, cfg.World = *rank, *world
+	baseDir := ""
+	if base != nil {
+		baseDir = *base
+	}
+	t, err := train.NewTrainer(ctx, cfg, *data, *out, baseDir, *resume)
+	if err != nil {
+		return err
+	}
+	if !*quiet {
+		start, first := time.Now(), t.State.Step
+		t.OnStep = func(m train.Metrics) {
+			const w = 30
+			done := m.Step * w / cfg.Steps
+			eta := time.Duration(0)
+			if m.Step > first {
+				eta = time.Since(start) / time.Duration(m.Step-first) * time.Duration(cfg.Steps-m.Step)
+			}
+			fmt.Fprintf(os.Stderr, "\r[%s%s] %d/%d loss %.4f grad %.3f lr %.2e %.1f samples/s eta %s ",
+				strings.Repeat("#", done), strings.Repeat(".", w-done), m.Step, cfg.Steps, m.Loss, m.GradNorm, m.LR, m.SamplesPerS, eta.Round(time.Second))
+			if m.Step == cfg.Steps {
+				fmt.Fprintln(os.Stderr)
+			}
+		}
+	}
+	what := "base model"
+	if expert >= 0 {
+		lo, hi := train.Block(expert, cfg.Experts, cfg.Timesteps)
+		what = fmt.Sprintf("expert %d of %d (t in [%d, %d), text encoder frozen)", expert, cfg.Experts, lo, hi)
+	}
+	fmt.Fprintf(os.Stderr, "kediff train: %s, %d parameters, vocabulary %d, from step %d to %d, checkpoints in %s\n",
+		what, t.Model.NumParams(), t.Tok.Size(), t.State.Step, cfg.Steps, *out)
+	if err := t.Run(ctx); err != nil {
+		if !*quiet {
+			fmt.Fprintln(os.Stderr)
+		}
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,549 @@
+package train
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+
+	"github.com/parquet-go/parquet-go"
+	"gocloud.dev/blob"
+
+	"github.com/kediff/kediff/pos"
+	"github.com/kediff/kediff/shards"
+)
+
+// shardRow is the subset of shards.Row the trainer reads.
+type shardRow struct {
+	Key             string   `parquet:"key"`
+	Prompt          string   `parquet:"prompt"`
+	Words           []string `parquet:"words,list"`
+	POS             []string `parquet:"pos,list"`
+	Keyword         []bool   `parquet:"keyword,list"`
+	TextKnowledge   bool     `parquet:"text_knowledge"`
+	SpecialText     string   `parquet:"special_text"`
+	VisualKnowledge bool     `parquet:"visual_knowledge"`
+	LossMask        []byte   `parquet:"loss_mask,optional"`
+	LossMaskShape   []int32  `parquet:"loss_mask_shape,list"`
+	Latent          []byte   `parquet:"latent,optional"`
+	LatentShape     []int32  `parquet:"latent_shape,list"`
+	LatentDType     string   `parquet:"latent_dtype,optional"`
+}
+
+// LoaderConfig configures a Loader.
+type LoaderConfig struct {
+	Data          string  // blob URL of a shard folder (manifest.json or *.parquet), a .parquet file, or a comma-separated list of .parquet URLs
+	Batch         int     // samples per batch
+	LatentSize    int     // latent side h = w (the model's image_size)
+	LatentChans   int     // latent channels (4)
+	TextCtx       int     // tokens per prompt
+	Rank, World   int     // this process's share: shards i with i % World == Rank (rows when there are fewer shards than processes)
+	Seed          uint64  // shuffle and CFG-drop seed
+	ShuffleBuffer int     // samples in the shuffle buffer (0: 1, no shuffle)
+	Prefetch      int     // batches prepared ahead on the loader goroutine (default 2)
+	CFGDrop       float64 // probability of dropping the text (classifier-free guidance)
+	WA, WL        float64 // keyword attention weight (text_knowledge samples) and loss weight on loss_mask cells (visual_knowledge samples)
+}
+
+// LoaderState is a position in the data stream: the epoch and how many
+// samples of it this rank has delivered. Restarting a Loader from it gives
+// the same batches as going on (the stream is replayed up to there; shuffle
+// and CFG-drop randomness are functions of seed, epoch and position).
+type LoaderState struct {
+	Epoch   int   `json:"epoch"`
+	Samples int64 `json:"samples"` // delivered in this epoch
+	// Shard and Row name the input position of the last delivered sample (informational).
+	Shard string `json:"shard,omitempty"`
+	Row   int    `json:"row"`
+}
+
+// TrainBatch is one batch from the loader.
+type TrainBatch struct {
+	Latents []float32 // z0 (B, C, h, w)
+	Tokens  []int32   // (B, text_ctx)
+	Mask    []bool    // (B, text_ctx)
+	Keyword []bool    // (B, text_ctx)
+	WA      []float32 // (B): w_a for text_knowledge samples, else 0
+	Weight  []float32 // (B, h*w): 1 + w_l on loss_mask cells of visual_knowledge samples, else 1
+	Keys    []string  // sample keys
+	Dropped []bool    // text dropped for CFG
+	State   LoaderState
+}
+
+// Loader streams batches from training shards on its own goroutine.
+type Loader struct {
+	cfg    LoaderConfig
+	tok    *Tokenizer
+	shards []string // all shard URLs, sorted
+	ch     chan loadResult
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type loadResult struct {
+	b   *TrainBatch
+	err error
+}
+
+// ShardURLs lists the training shards of a data URL: the shards of its
+// manifest.json, else every NNNNN.parquet in the folder (not the rejects),
+// or the given .parquet file(s).
+func ShardURLs(ctx context.Context, data string) ([]string, error) {
+	if data == "" {
+		return nil, errors.New("train: no data URL")
+	}
+	if strings.Contains(data, ",") || strings.HasSuffix(strings.SplitN(data, "?", 2)[0], ".parquet") {
+		var out []string
+		for _, u := range strings.Split(data, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				out = append(out, u)
+			}
+		}
+		return out, nil
+	}
+	b, err := shards.OpenDir(ctx, data, false)
+	if err != nil {
+		return nil, fmt.Errorf("train: data %s: %w", data, err)
+	}
+	defer b.Close()
+	join := func(name string) string {
+		base, q, _ := strings.Cut(data, "?")
+		u := strings.TrimRight(base, "/") + "/" + name
+		if q != "" {
+			u += "?" + q
+		}
+		return u
+	}
+	var out []string
+	if raw, err := b.ReadAll(ctx, shards.ManifestName); err == nil {
+		var m shards.Manifest
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return nil, fmt.Errorf("train: data %s: manifest.json: %w", data, err)
+		}
+		for _, s := range m.Shards {
+			out = append(out, join(shards.ParquetName(s.ID)))
+		}
+	} else {
+		it := b.List(&blob.ListOptions{})
+		for {
+			obj, err := it.Next(ctx)
+			if err != nil {
+				break
+			}
+			if strings.HasSuffix(obj.Key, ".parquet") && !strings.HasSuffix(obj.Key, "_rejects.parquet") && !strings.Contains(obj.Key, "/") {
+				out = append(out, join(obj.Key))
+			}
+		}
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("train: data %s has no shards (no manifest.json shards and no .parquet files); run kediff preprocess first", data)
+	}
+	return out, nil
+}
+
+// NewLoader lists the shards and starts the loader goroutine at state.
+func NewLoader(ctx context.Context, cfg LoaderConfig, tok *Tokenizer, state LoaderState) (*Loader, error) {
+	if cfg.World <= 0 {
+		cfg.World = 1
+	}
+	if cfg.Rank < 0 || cfg.Rank >= cfg.World {
+		return nil, fmt.Errorf("train: rank %d outside world size %d", cfg.Rank, cfg.World)
+	}
+	if cfg.Batch <= 0 || cfg.LatentSize <= 0 || cfg.TextCtx <= 0 {
+		return nil, fmt.Errorf("train: loader: batch %d, latent size %d, text_ctx %d must be positive", cfg.Batch, cfg.LatentSize, cfg.TextCtx)
+	}
+	if cfg.LatentChans == 0 {
+		cfg.LatentChans = 4
+	}
+	if cfg.ShuffleBuffer <= 0 {
+		cfg.ShuffleBuffer = 1
+	}
+	if cfg.Prefetch <= 0 {
+		cfg.Prefetch = 2
+	}
+	urls, err := ShardURLs(ctx, cfg.Data)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	l := &Loader{cfg: cfg, tok: tok, shards: urls, ch: make(chan loadResult, cfg.Prefetch), cancel: cancel, done: make(chan struct{})}
+	go l.run(ctx, state)
+	return l, nil
+}
+
+// Next returns the next batch (blocking).
+func (l *Loader) Next(ctx context.Context) (*TrainBatch, error) {
+	select {
+	case r, ok := <-l.ch:
+		if !ok {
+			return nil, errors.New("train: loader stopped")
+		}
+		return r.b, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Close stops the loader goroutine.
+func (l *Loader) Close() {
+	l.cancel()
+	<-l.done
+}
+
+func mix64(z uint64) uint64 {
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+// sample is one decoded row plus its stream position.
+type sample struct {
+	row   *shardRow
+	shard string
+	index int
+}
+
+func (l *Loader) run(ctx context.Context, st LoaderState) {
+	defer close(l.done)
+	defer close(l.ch)
+	send := func(r loadResult) bool {
+		select {
+		case l.ch <- r:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	c := l.cfg
+	var cur *TrainBatch
+	skip := st.Samples
+	for epoch := st.Epoch; ; epoch++ {
+		delivered := int64(0)
+		if epoch != st.Epoch {
+			skip = 0
+		}
+		rng := rand.New(rand.NewPCG(c.Seed^0x6b656469666621, mix64(uint64(epoch)*1000003+uint64(c.Rank))))
+		order := rng.Perm(len(l.shards))
+		var buf []sample
+		emit := func(s sample) error {
+			at := delivered
+			delivered++
+			if at < skip {
+				return nil
+			}
+			if cur == nil {
+				cur = l.newBatch()
+			}
+			h := mix64(c.Seed ^ mix64(uint64(epoch)<<32^uint64(at)^uint64(c.Rank)<<56))
+			drop := float64(h>>11)/(1<<53) < c.CFGDrop
+			if err := l.addSample(cur, s, drop); err != nil {
+				return err
+			}
+			if len(cur.Keys) == c.Batch {
+				cur.State = LoaderState{Epoch: epoch, Samples: delivered, Shard: s.shard, Row: s.index}
+				if !send(loadResult{b: cur}) {
+					return ctx.Err()
+				}
+				cur = nil
+			}
+			return nil
+		}
+		push := func(s sample) error {
+			if len(buf) < c.ShuffleBuffer {
+				buf = append(buf, s)
+				return nil
+			}
+			j := rng.IntN(len(buf))
+			out := buf[j]
+			buf[j] = s
+			return emit(out)
+		}
+		rowSplit := len(l.shards) < c.World
+		total := 0
+		var err error
+		for _, k := range order {
+			if !rowSplit && k%c.World != c.Rank {
+				continue
+			}
+			err = l.readShard(ctx, l.shards[k], func(r *shardRow, i int) error {
+				g := total
+				total++
+				if rowSplit && g%c.World != c.Rank {
+					return nil
+				}
+				return push(sample{row: r, shard: l.shards[k], index: i})
+			})
+			if err != nil {
+				break
+			}
+		}
+		for err == nil && len(buf) > 0 {
+			j := rng.IntN(len(buf))
+			s := buf[j]
+			buf[j] = buf[len(buf)-1]
+			buf = buf[:len(buf)-1]
+			err = emit(s)
+		}
+		if err == nil && delivered == 0 {
+			err = fmt.Errorf("train: rank %d of %d got no samples from %d shards", c.Rank, c.World, len(l.shards))
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				send(loadResult{err: err})
+			}
+			return
+		}
+	}
+}
+
+// readShard reads one shard's rows in order.
+func (l *Loader) readShard(ctx context.Context, url string, fn func(*shardRow, int) error) error {
+	bucketURL, key, err := shards.SplitURL(url)
+	if err != nil {
+		return fmt.Errorf("train: shard %s: %w", url, err)
+	}
+	b, err := shards.OpenBucket(ctx, bucketURL)
+	if err != nil {
+		return fmt.Errorf("train: shard %s: %w", url, err)
+	}
+	defer b.Close()
+	raw, err := b.ReadAll(ctx, key)
+	if err != nil {
+		return fmt.Errorf("train: shard %s: %w", url, err)
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(raw), int64(len(raw)))
+	if err != nil {
+		return fmt.Errorf("train: shard %s is corrupt (not a readable Parquet file): %w", url, err)
+	}
+	if _, ok := f.Schema().Lookup("latent"); !ok {
+		return fmt.Errorf("train: shard %s has no latents: enable the vae stage in kediff preprocess (config vae.enabled)", url)
+	}
+	r := parquet.NewGenericReader[shardRow](f)
+	defer r.Close()
+	rows := make([]shardRow, 32)
+	i := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, rerr := r.Read(rows)
+		for j := 0; j < n; j++ {
+			row := rows[j]
+			rows[j] = shardRow{}
+			if len(row.Latent) == 0 {
+				return fmt.Errorf("train: shard %s has no latents (row %d, key %q): enable the vae stage in kediff preprocess (config vae.enabled)", url, i, row.Key)
+			}
+			if err := fn(&row, i); err != nil {
+				return err
+			}
+			i++
+		}
+		if rerr != nil {
+			if errors.Is(rerr, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("train: shard %s is corrupt at row %d: %w", url, i, rerr)
+		}
+	}
+}
+
+func (l *Loader) newBatch() *TrainBatch {
+	c := l.cfg
+	return &TrainBatch{
+		Latents: make([]float32, 0, c.Batch*c.LatentChans*c.LatentSize*c.LatentSize),
+		Tokens:  make([]int32, 0, c.Batch*c.TextCtx),
+		Mask:    make([]bool, 0, c.Batch*c.TextCtx),
+		Keyword: make([]bool, 0, c.Batch*c.TextCtx),
+		WA:      make([]float32, 0, c.Batch),
+		Weight:  make([]float32, 0, c.Batch*c.LatentSize*c.LatentSize),
+	}
+}
+
+var classToken = func() map[string]string {
+	m := map[string]string{}
+	for _, c := range pos.Classes {
+		m[c.Name] = c.Token
+	}
+	return m
+}()
+
+// addSample decodes s into batch b.
+func (l *Loader) addSample(b *TrainBatch, s sample, drop bool) error {
+	c := l.cfg
+	r := s.row
+	where := fmt.Sprintf("shard %s row %d (key %q)", s.shard, s.index, r.Key)
+	S := c.LatentSize
+	want := []int32{int32(c.LatentChans), int32(S), int32(S)}
+	if len(r.LatentShape) != 3 || r.LatentShape[0] != want[0] || r.LatentShape[1] != want[1] || r.LatentShape[2] != want[2] {
+		return fmt.Errorf("train: %s: latent shape %v, the model wants %v (image_size %d = image side / 8)", where, r.LatentShape, want, S)
+	}
+	n := c.LatentChans * S * S
+	switch strings.ToLower(r.LatentDType) {
+	case "", "float16", "f16", "half":
+		if len(r.Latent) != 2*n {
+			return fmt.Errorf("train: %s: latent has %d bytes, want %d float16 values", where, len(r.Latent), n)
+		}
+		for i := range n {
+			b.Latents = append(b.Latents, f16to32(binary.LittleEndian.Uint16(r.Latent[2*i:])))
+		}
+	case "float32", "f32":
+		if len(r.Latent) != 4*n {
+			return fmt.Errorf("train: %s: latent has %d bytes, want %d float32 values", where, len(r.Latent), n)
+		}
+		for i := range n {
+			b.Latents = append(b.Latents, math.Float32frombits(binary.LittleEndian.Uint32(r.Latent[4*i:])))
+		}
+	default:
+		return fmt.Errorf("train: %s: unsupported latent dtype %q", where, r.LatentDType)
+	}
+	// text
+	var ids []int32
+	var kw []bool
+	wa := float32(0)
+	switch {
+	case drop:
+	case len(r.Words) > 0 && len(r.Keyword) == len(r.Words):
+		var cls []string
+		if r.TextKnowledge && len(r.POS) == len(r.Words) {
+			cls = make([]string, len(r.Words))
+			for i, p := range r.POS {
+				cls[i] = classToken[p]
+			}
+			wa = float32(c.WA)
+		}
+		ids, kw = l.tok.EncodeWords(r.Words, r.Keyword, cls)
+	case r.TextKnowledge && r.SpecialText != "":
+		ids = l.tok.Encode(r.SpecialText)
+	default:
+		ids = l.tok.Encode(r.Prompt)
+	}
+	tokens, mask, keyword := Pad(ids, kw, c.TextCtx)
+	b.Tokens = append(b.Tokens, tokens...)
+	b.Mask = append(b.Mask, mask...)
+	b.Keyword = append(b.Keyword, keyword...)
+	b.WA = append(b.WA, wa)
+	// loss weight
+	w0 := len(b.Weight)
+	for range S * S {
+		b.Weight = append(b.Weight, 1)
+	}
+	if r.VisualKnowledge && len(r.LossMask) > 0 {
+		if len(r.LossMaskShape) != 2 || int(r.LossMaskShape[0]) != S || int(r.LossMaskShape[1]) != S || len(r.LossMask) != S*S {
+			return fmt.Errorf("train: %s: loss_mask shape %v (%d bytes) does not match the %dx%d latent grid", where, r.LossMaskShape, len(r.LossMask), S, S)
+		}
+		for i, v := range r.LossMask {
+			if v != 0 {
+				b.Weight[w0+i] = float32(1 + c.WL)
+			}
+		}
+	}
+	b.Keys = append(b.Keys, r.Key)
+	b.Dropped = append(b.Dropped, drop)
+	return nil
+}
+
+// f16to32 converts IEEE half precision bits to float32.
+func f16to32(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	frac := uint32(h) & 0x3ff
+	switch {
+	case exp == 0 && frac == 0:
+		return math.Float32frombits(sign)
+	case exp == 0: // subnormal
+		return sign1(sign) * float32(frac) * float32(math.Ldexp(1, -24))
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0x7f800000 | frac<<13)
+	}
+	return math.Float32frombits(sign | (exp+112)<<23 | frac<<13)
+}
+
+func sign1(sign uint32) float32 {
+	if sign != 0 {
+		return -1
+	}
+	return 1
+}
+
+// F32toF16 converts a float32 to IEEE half precision bits (round to nearest even).
+func F32toF16(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int(b>>23&0xff) - 127 + 15
+	frac := b & 0x7fffff
+	if b&0x7fffffff > 0x7f800000 {
+		return sign | 0x7e00
+	}
+	if exp >= 0x1f {
+		return sign | 0x7c00
+	}
+	if exp <= 0 {
+		if exp < -10 {
+			return sign
+		}
+		frac |= 0x800000
+		shift := uint(14 - exp)
+		half := uint32(1) << (shift - 1)
+		r := frac >> shift
+		rem := frac & (1<<shift - 1)
+		if rem > half || (rem == half && r&1 == 1) {
+			r++
+		}
+		return sign | uint16(r)
+	}
+	r := uint32(exp)<<10 | frac>>13
+	rem := frac & 0x1fff
+	if rem > 0x1000 || (rem == 0x1000 && r&1 == 1) {
+		r++
+	}
+	return sign | uint16(r)
+}
+
+// textRow is the text subset of a shard row (vocabulary building).
+type textRow struct {
+	Prompt string   `parquet:"prompt"`
+	Words  []string `parquet:"words,list"`
+}
+
+func (l *Loader) readShardText(ctx context.Context, url string, fn func(*textRow)) error {
+	bucketURL, key, err := shards.SplitURL(url)
+	if err != nil {
+		return fmt.Errorf("train: shard %s: %w", url, err)
+	}
+	b, err := shards.OpenBucket(ctx, bucketURL)
+	if err != nil {
+		return fmt.Errorf("train: shard %s: %w", url, err)
+	}
+	defer b.Close()
+	raw, err := b.ReadAll(ctx, key)
+	if err != nil {
+		return fmt.Errorf("train: shard %s: %w", url, err)
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(raw), int64(len(raw)))
+	if err != nil {
+		return fmt.Errorf("train: shard %s is corrupt (not a readable Parquet file): %w", url, err)
+	}
+	r := parquet.NewGenericReader[textRow](f)
+	defer r.Close()
+	rows := make([]textRow, 64)
+	for {
+		n, rerr := r.Read(rows)
+		for i := range rows[:n] {
+			fn(&rows[i])
+		}
+		if rerr != nil {
+			if errors.Is(rerr, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("train: shard %s is corrupt: %w", url, rerr)
+		}
+	}
+}

@@ -1,0 +1,265 @@
+package train
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kediff/kediff/shards"
+)
+
+type shardOpts struct {
+	shards, rows, size int
+	noLatent           bool
+	nanRow             int // global row index whose latent is NaN (-1: none)
+}
+
+// writeTestShards writes opts.shards shards of opts.rows rows with random
+// float16 latents under a temp dir and returns its file:// URL.
+func writeTestShards(t testing.TB, o shardOpts) string {
+	t.Helper()
+	dir := t.TempDir()
+	ctx := context.Background()
+	b, err := shards.OpenDir(ctx, dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	rng := rand.New(rand.NewPCG(7, 7))
+	md := shards.Metadata{Version: "test", Config: []byte(`{}`)}
+	S := o.size
+	g := 0
+	for s := range o.shards {
+		id := fmt.Sprintf("%05d", s)
+		w, err := shards.NewShardWriter(ctx, b, id, md, shards.WriterOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r := range o.rows {
+			key := fmt.Sprintf("s%d-r%d", s, r)
+			row := shards.Row{Key: key, Caption: "a red apple", Prompt: "a red apple " + key,
+				Words: []string{"a ", "red ", "apple"}, POS: []string{"numeral", "adjective", "noun"},
+				POSRaw: []string{"m", "a", "n"}, Keyword: []bool{true, true, true}, TextKnowledge: r%2 == 0}
+			if row.TextKnowledge {
+				row.SpecialText = "[m]a [a]red [n]apple"
+			}
+			if r%3 == 0 {
+				row.VisualKnowledge = true
+				row.LossMask = make([]byte, S*S)
+				row.LossMask[0] = 1
+				row.LossMaskShape = []int32{int32(S), int32(S)}
+			}
+			if !o.noLatent {
+				lat := make([]byte, 2*4*S*S)
+				for i := 0; i < 4*S*S; i++ {
+					v := float32(rng.NormFloat64())
+					if g == o.nanRow {
+						v = float32(math.NaN())
+					}
+					binary.LittleEndian.PutUint16(lat[2*i:], F32toF16(v))
+				}
+				row.Latent, row.LatentShape, row.LatentDType = lat, []int32{4, int32(S), int32(S)}, "float16"
+			}
+			if err := w.Write(&row); err != nil {
+				t.Fatal(err)
+			}
+			g++
+		}
+		if err := w.Close(shards.Stats{Read: int64(o.rows), Started: time.Unix(0, 0), Finished: time.Unix(1, 0)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := shards.WriteManifest(ctx, b, md); err != nil {
+		t.Fatal(err)
+	}
+	return "file://" + dir
+}
+
+func tinyTok(t testing.TB) *Tokenizer {
+	tok, err := NewTokenizer(append(SpecialTokens(), "a", "red", "apple", "s", "##0", "##1", "##2", "##3", "##4", "##5", "##6", "##7", "##8", "##9", "r", "-"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func loaderCfg(data string) LoaderConfig {
+	return LoaderConfig{Data: data, Batch: 4, LatentSize: 8, LatentChans: 4, TextCtx: 12, World: 1, Seed: 3, ShuffleBuffer: 8, CFGDrop: 0.1, WA: 0.01, WL: 0.1}
+}
+
+func collectKeys(t *testing.T, cfg LoaderConfig, st LoaderState, batches int) ([]string, []*TrainBatch) {
+	t.Helper()
+	l, err := NewLoader(context.Background(), cfg, tinyTok(t), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var keys []string
+	var bs []*TrainBatch
+	for range batches {
+		b, err := l.Next(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, b.Keys...)
+		bs = append(bs, b)
+	}
+	return keys, bs
+}
+
+func TestLoaderDeterministicAndResume(t *testing.T) {
+	data := writeTestShards(t, shardOpts{shards: 3, rows: 8, size: 8, nanRow: -1})
+	cfg := loaderCfg(data)
+	a, ba := collectKeys(t, cfg, LoaderState{}, 12) // two epochs of 24 rows
+	b, _ := collectKeys(t, cfg, LoaderState{}, 12)
+	if !slices.Equal(a, b) {
+		t.Fatal("same seed, different order")
+	}
+	first := slices.Clone(a[:24])
+	slices.Sort(first)
+	if len(slices.Compact(first)) != 24 {
+		t.Fatalf("epoch does not cover every row once: %v", a[:24])
+	}
+	if slices.Equal(a[:24], a[24:]) {
+		t.Error("epochs in the same order")
+	}
+	cfg2 := cfg
+	cfg2.Seed = 4
+	c, _ := collectKeys(t, cfg2, LoaderState{}, 6)
+	if slices.Equal(a[:24], c) {
+		t.Error("different seeds, same order")
+	}
+	// resume from batch 4 (mid-epoch) and batch 6 (epoch end)
+	for _, k := range []int{4, 6, 7} {
+		r, rb := collectKeys(t, cfg, ba[k-1].State, 12-k)
+		if !slices.Equal(r, a[4*k:]) {
+			t.Fatalf("resume at batch %d: %v, want %v", k, r, a[4*k:])
+		}
+		for i := range rb {
+			if !slices.Equal(rb[i].Tokens, ba[k+i].Tokens) || !slices.Equal(rb[i].Latents, ba[k+i].Latents) || !slices.Equal(rb[i].Dropped, ba[k+i].Dropped) {
+				t.Fatalf("resume at batch %d: batch %d differs", k, k+i)
+			}
+		}
+	}
+	// contents
+	bt := ba[0]
+	if len(bt.Latents) != 4*4*64 || len(bt.Weight) != 4*64 || len(bt.Tokens) != 4*12 {
+		t.Fatalf("batch sizes %d %d %d", len(bt.Latents), len(bt.Weight), len(bt.Tokens))
+	}
+	for i := range 4 {
+		var row int
+		fmt.Sscanf(bt.Keys[i][strings.Index(bt.Keys[i], "-r")+2:], "%d", &row)
+		tk := row%2 == 0 && !bt.Dropped[i]
+		if (bt.WA[i] != 0) != tk {
+			t.Errorf("%s: wa %v", bt.Keys[i], bt.WA[i])
+		}
+		if tk && bt.Tokens[i*12] != tinyTok(t).ID("[m]") {
+			t.Errorf("%s: special text not first: %v", bt.Keys[i], bt.Tokens[i*12:i*12+12])
+		}
+		if want := float32(1); row%3 == 0 {
+			want = 1.1
+			if bt.Weight[i*64] != want || bt.Weight[i*64+1] != 1 {
+				t.Errorf("%s: weight %v", bt.Keys[i], bt.Weight[i*64:i*64+2])
+			}
+		} else if bt.Weight[i*64] != want {
+			t.Errorf("%s: weight %v", bt.Keys[i], bt.Weight[i*64])
+		}
+	}
+}
+
+func TestLoaderRankSplit(t *testing.T) {
+	for _, nShards := range []int{1, 3} {
+		data := writeTestShards(t, shardOpts{shards: nShards, rows: 8, size: 8, nanRow: -1})
+		var all []string
+		for rank := range 2 {
+			cfg := loaderCfg(data)
+			cfg.Rank, cfg.World, cfg.Batch = rank, 2, 1
+			n := 4
+			if nShards == 3 {
+				n = 8 * (2 - rank) // shards 0, 2 | 1
+			}
+			keys, _ := collectKeys(t, cfg, LoaderState{}, n)
+			all = append(all, keys...)
+		}
+		slices.Sort(all)
+		if len(all) != 8*nShards || len(slices.Compact(all)) != 8*nShards {
+			t.Fatalf("%d shards: ranks do not partition the rows: %v", nShards, all)
+		}
+	}
+}
+
+func TestLoaderCFGDrop(t *testing.T) {
+	data := writeTestShards(t, shardOpts{shards: 2, rows: 50, size: 8, nanRow: -1})
+	cfg := loaderCfg(data)
+	cfg.Batch = 10
+	_, bs := collectKeys(t, cfg, LoaderState{}, 100) // 1000 samples
+	drops := 0
+	for _, b := range bs {
+		for i, d := range b.Dropped {
+			if d {
+				drops++
+				if slices.Contains(b.Mask[i*12:(i+1)*12], true) || b.WA[i] != 0 || slices.Contains(b.Tokens[i*12:(i+1)*12], 1) {
+					t.Fatal("dropped sample keeps text")
+				}
+			}
+		}
+	}
+	if drops < 70 || drops > 130 {
+		t.Errorf("%d of 1000 dropped, want about 100", drops)
+	}
+}
+
+func TestLoaderErrors(t *testing.T) {
+	data := writeTestShards(t, shardOpts{shards: 1, rows: 4, size: 8, noLatent: true, nanRow: -1})
+	l, err := NewLoader(context.Background(), loaderCfg(data), tinyTok(t), LoaderState{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.Next(context.Background())
+	l.Close()
+	if err == nil || !strings.Contains(err.Error(), "has no latents") || !strings.Contains(err.Error(), "vae") {
+		t.Fatalf("missing latents: %v", err)
+	}
+	// corrupt shard
+	dir := strings.TrimPrefix(writeTestShards(t, shardOpts{shards: 1, rows: 4, size: 8, nanRow: -1}), "file://")
+	if err := os.WriteFile(filepath.Join(dir, "00000.parquet"), []byte("PAR1 garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err = NewLoader(context.Background(), loaderCfg("file://"+dir), tinyTok(t), LoaderState{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.Next(context.Background())
+	l.Close()
+	if err == nil || !strings.Contains(err.Error(), "corrupt") || !strings.Contains(err.Error(), "00000.parquet") {
+		t.Fatalf("corrupt shard: %v", err)
+	}
+	// wrong latent size
+	cfg := loaderCfg(writeTestShards(t, shardOpts{shards: 1, rows: 4, size: 4, nanRow: -1}))
+	l, _ = NewLoader(context.Background(), cfg, tinyTok(t), LoaderState{})
+	_, err = l.Next(context.Background())
+	l.Close()
+	if err == nil || !strings.Contains(err.Error(), "latent shape") {
+		t.Fatalf("latent size: %v", err)
+	}
+}
+
+func TestF16(t *testing.T) {
+	for _, v := range []float32{0, 1, -2.5, 0.1, 65504, 1e-6, -3e-5} {
+		got := f16to32(F32toF16(v))
+		if math.Abs(float64(got-v)) > math.Abs(float64(v))*1e-3+6e-8 {
+			t.Errorf("%v -> %v", v, got)
+		}
+	}
+	if !math.IsNaN(float64(f16to32(F32toF16(float32(math.NaN()))))) {
+		t.Error("NaN")
+	}
+}

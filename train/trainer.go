@@ -1,0 +1,720 @@
+package train
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/kediff/kediff/kernels"
+)
+
+// Files of a training checkpoint directory, besides config.json and
+// model.safetensors (Save).
+const (
+	TrainConfigFile = "train_config.json"
+	OptimizerFile   = "optimizer.safetensors" // AdamW exp_avg.NAME, exp_avg_sq.NAME (F32) and step (I64)
+	EMAFile         = "ema.safetensors"       // EMA weights, state_dict names
+	StateFile       = "state.json"            // step, loader position, RNG state (written last)
+	VocabFile       = "vocab.txt"
+	MetricsFile     = "metrics.jsonl"
+	LossPlotFile    = "loss.png"
+)
+
+// TrainConfig is the trainer's JSON config.
+type TrainConfig struct {
+	Comment string `json:"_comment,omitempty"`
+	// Model is a ModelConfig JSON path (relative to the config file) or a
+	// preset: "tiny" or "glide". ModelConfig, when set, is used instead.
+	Model       string       `json:"model,omitempty"`
+	ModelConfig *ModelConfig `json:"model_config,omitempty"`
+	// Vocab is a vocabulary file (relative to the config file); empty: build
+	// one from the data (kediff vocab build) and keep it in the checkpoint.
+	Vocab           string  `json:"vocab,omitempty"`
+	VocabMinCount   int     `json:"vocab_min_count,omitempty"`
+	Steps           int     `json:"steps"`
+	Batch           int     `json:"batch"`
+	GradAccum       int     `json:"grad_accum"`
+	LR              float64 `json:"lr"`
+	Warmup          int     `json:"warmup"`
+	Beta1           float64 `json:"beta1"`
+	Beta2           float64 `json:"beta2"`
+	Eps             float64 `json:"eps"`
+	WeightDecay     float64 `json:"weight_decay"`
+	GradClip        float64 `json:"grad_clip"`
+	EMA             float64 `json:"ema"` // EMA decay; 0 disables
+	WA              float64 `json:"w_a"`
+	WL              float64 `json:"w_l"`
+	Schedule        string  `json:"schedule"` // scaled_linear, linear or cosine
+	BetaStart       float64 `json:"beta_start"`
+	BetaEnd         float64 `json:"beta_end"`
+	Timesteps       int     `json:"timesteps"`
+	Experts         int     `json:"experts"` // n; with Expert >= 0 t is drawn from block Expert only
+	Expert          int     `json:"expert"`  // -1: base (all timesteps)
+	CheckpointEvery int     `json:"checkpoint_every"`
+	Seed            uint64  `json:"seed"`
+	CFGDrop         float64 `json:"cfg_drop"`
+	ShuffleBuffer   int     `json:"shuffle_buffer"`
+	Prefetch        int     `json:"prefetch"`
+	Rank            int     `json:"rank"`
+	World           int     `json:"world"`
+}
+
+// DefaultTrainConfig is DESIGN.md's recipe: AdamW lr 0.9e-4, betas 0.9/0.999,
+// weight decay 0.01, w_a 0.01, w_l 0.1, scaled_linear T=1000, CFG drop 0.1.
+func DefaultTrainConfig() TrainConfig {
+	return TrainConfig{Model: "tiny", Steps: 1000, Batch: 8, GradAccum: 1, LR: 0.9e-4, Warmup: 100,
+		Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, GradClip: 1, WA: 0.01, WL: 0.1,
+		Schedule: "scaled_linear", BetaStart: 0.00085, BetaEnd: 0.012, Timesteps: 1000, Experts: 10, Expert: -1,
+		CheckpointEvery: 100, Seed: 1, CFGDrop: 0.1, ShuffleBuffer: 256, Prefetch: 2, World: 1}
+}
+
+// ReadTrainConfig reads a TrainConfig over the defaults (unknown fields are
+// errors) and resolves its model config.
+func ReadTrainConfig(path string) (TrainConfig, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return TrainConfig{}, fmt.Errorf("train: config: %w", err)
+	}
+	c := DefaultTrainConfig()
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("train: config %s: %w", path, err)
+	}
+	dir := filepath.Dir(path)
+	if c.ModelConfig == nil {
+		switch c.Model {
+		case "tiny":
+			mc := TinyConfig()
+			c.ModelConfig = &mc
+		case "glide":
+			mc := GLIDEConfig()
+			c.ModelConfig = &mc
+		case "":
+			return c, fmt.Errorf("train: config %s: set model (a model config path, \"tiny\" or \"glide\") or model_config", path)
+		default:
+			p := c.Model
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(dir, p)
+			}
+			mc, err := ReadConfig(p)
+			if err != nil {
+				return c, err
+			}
+			c.ModelConfig = &mc
+		}
+	}
+	if c.Vocab != "" && !filepath.IsAbs(c.Vocab) {
+		c.Vocab = filepath.Join(dir, c.Vocab)
+	}
+	return c, c.Validate()
+}
+
+// Validate checks the config.
+func (c *TrainConfig) Validate() error {
+	switch {
+	case c.ModelConfig == nil:
+		return errors.New("train: config has no model")
+	case c.Steps <= 0 || c.Batch <= 0:
+		return fmt.Errorf("train: config: steps %d and batch %d must be positive", c.Steps, c.Batch)
+	case c.Experts < 1:
+		return fmt.Errorf("train: config: experts %d must be at least 1", c.Experts)
+	case c.Expert >= c.Experts:
+		return fmt.Errorf("train: expert %d out of range: experts are 0..%d", c.Expert, c.Experts-1)
+	case c.Timesteps < c.Experts:
+		return fmt.Errorf("train: %d timesteps cannot be split into %d experts", c.Timesteps, c.Experts)
+	}
+	if c.GradAccum <= 0 {
+		c.GradAccum = 1
+	}
+	if c.World <= 0 {
+		c.World = 1
+	}
+	return c.ModelConfig.Validate()
+}
+
+// Block is the timestep range [lo, hi) of expert i of n over T steps.
+func Block(i, n, T int) (lo, hi int) { return i * T / n, (i + 1) * T / n }
+
+// Metrics is one line of metrics.jsonl.
+type Metrics struct {
+	Step        int     `json:"step"`
+	Loss        float64 `json:"loss"`
+	GradNorm    float64 `json:"grad_norm"`
+	LR          float64 `json:"lr"`
+	SamplesPerS float64 `json:"samples_per_s"`
+	TMin        int     `json:"t_min"`
+	TMax        int     `json:"t_max"`
+}
+
+// TrainState is state.json.
+type TrainState struct {
+	Step     int         `json:"step"`
+	Loader   LoaderState `json:"loader"`
+	Forwards uint64      `json:"forwards"` // model forward count (dropout masks)
+	Seed     uint64      `json:"seed"`     // per-step randomness is a function of seed and step
+	Expert   int         `json:"expert"`
+	Experts  int         `json:"experts"`
+}
+
+// Trainer runs the training loop.
+type Trainer struct {
+	Cfg   TrainConfig
+	Data  string
+	Out   string
+	Model *Model
+	Tok   *Tokenizer
+	Diff  *Diffusion
+	State TrainState
+	EMA   []float32
+	// OnStep, if set, is called after every step (progress bars); OnT with
+	// the timesteps drawn for every micro-batch (tests).
+	OnStep func(Metrics)
+	OnT    func([]int)
+	frozen []kernels.View // not updated (expert: the text encoder)
+	losses []float64
+}
+
+// IsTextEncoder reports whether a parameter belongs to the shared text
+// encoder (frozen while experts are fine-tuned): the token, positional and
+// padding embeddings, the transformer and its final LayerNorm. The U-Net's
+// projections of the text (transformer_proj, encoder_kv) are not.
+func IsTextEncoder(name string) bool {
+	for _, p := range []string{"token_embedding.", "transformer.", "final_ln."} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return name == "positional_embedding" || name == "padding_embedding"
+}
+
+// NewTrainer prepares a run writing its checkpoint to out. base, for an
+// expert (Cfg.Expert >= 0), is the base checkpoint to start from; resume
+// continues the checkpoint in out.
+func NewTrainer(ctx context.Context, cfg TrainConfig, data, out, base string, resume bool) (*Trainer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	t := &Trainer{Cfg: cfg, Data: data, Out: out}
+	var err error
+	if t.Diff, err = newSchedule(cfg); err != nil {
+		return nil, err
+	}
+	switch {
+	case resume:
+		if err := t.loadCheckpoint(out); err != nil {
+			return nil, err
+		}
+	case cfg.Expert >= 0:
+		if base == "" {
+			return nil, errors.New("train: an expert starts from the base checkpoint: give --base DIR")
+		}
+		if _, err := os.Stat(filepath.Join(base, WeightsFile)); err != nil {
+			return nil, fmt.Errorf("train: base checkpoint %s is missing (%v): run kediff train base first", base, err)
+		}
+		m, err := Load(base, nil)
+		if err != nil {
+			return nil, fmt.Errorf("train: base checkpoint %s: %w", base, err)
+		}
+		if !reflect.DeepEqual(m.Config, *cfg.ModelConfig) {
+			return nil, fmt.Errorf("train: config/checkpoint mismatch: the train config's model %+v differs from the base checkpoint's %+v (%s)", *cfg.ModelConfig, m.Config, filepath.Join(base, ConfigFile))
+		}
+		t.Model = m
+		if t.Tok, err = ReadVocab(filepath.Join(base, VocabFile)); err != nil {
+			return nil, fmt.Errorf("train: base checkpoint %s: %w", base, err)
+		}
+	default:
+		if t.Model, err = NewModel(*cfg.ModelConfig, nil); err != nil {
+			return nil, err
+		}
+		t.Model.Init(cfg.Seed)
+		if err := t.setupVocab(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if t.Tok.Size() > t.Model.Config.NVocab {
+		return nil, fmt.Errorf("train: the vocabulary has %d tokens but the model's n_vocab is %d", t.Tok.Size(), t.Model.Config.NVocab)
+	}
+	if cfg.Expert >= 0 {
+		for _, v := range t.Model.Params.Layout.Views() {
+			if IsTextEncoder(v.Name) {
+				t.frozen = append(t.frozen, v)
+			}
+		}
+	}
+	if cfg.EMA > 0 && t.EMA == nil {
+		t.EMA = append([]float32(nil), t.Model.Params.Data...)
+	}
+	t.Model.Train = true
+	t.State.Seed, t.State.Expert, t.State.Experts = cfg.Seed, cfg.Expert, cfg.Experts
+	return t, nil
+}
+
+func newSchedule(cfg TrainConfig) (*Diffusion, error) {
+	if cfg.Schedule == "cosine" {
+		return CosineDiffusion(cfg.Timesteps), nil
+	}
+	return NewDiffusion(cfg.Schedule, cfg.Timesteps, cfg.BetaStart, cfg.BetaEnd)
+}
+
+// CosineDiffusion is the cosine schedule of Nichol & Dhariwal
+// (diffusers' squaredcos_cap_v2): abar(t) = cos^2((t/T + 0.008)/1.008 * pi/2),
+// beta_t = min(1 - abar(t+1)/abar(t), 0.999).
+func CosineDiffusion(T int) *Diffusion {
+	f := func(t float64) float64 { c := math.Cos((t/float64(T) + 0.008) / 1.008 * math.Pi / 2); return c * c }
+	d := &Diffusion{Betas: make([]float64, T), AlphasCumprod: make([]float64, T), SqrtAbar: make([]float64, T), SqrtOneMinAbar: make([]float64, T)}
+	prod := 1.0
+	for i := range T {
+		d.Betas[i] = math.Min(1-f(float64(i+1))/f(float64(i)), 0.999)
+		prod *= 1 - d.Betas[i]
+		d.AlphasCumprod[i] = prod
+		d.SqrtAbar[i] = math.Sqrt(prod)
+		d.SqrtOneMinAbar[i] = math.Sqrt(1 - prod)
+	}
+	return d
+}
+
+func (t *Trainer) setupVocab(ctx context.Context) error {
+	var err error
+	if t.Cfg.Vocab != "" {
+		t.Tok, err = ReadVocab(t.Cfg.Vocab)
+		return err
+	}
+	t.Tok, err = BuildVocabFromData(ctx, t.Data, t.Cfg.VocabMinCount, t.Model.Config.NVocab)
+	return err
+}
+
+// BuildVocabFromData builds a vocabulary from the prompts and special texts
+// of the shards under data (see VocabBuilder.Build).
+func BuildVocabFromData(ctx context.Context, data string, minCount, maxSize int) (*Tokenizer, error) {
+	urls, err := ShardURLs(ctx, data)
+	if err != nil {
+		return nil, err
+	}
+	vb := NewVocabBuilder()
+	l := &Loader{}
+	for _, u := range urls {
+		err := l.readShardText(ctx, u, func(r *textRow) {
+			vb.Add(r.Prompt)
+			for _, w := range r.Words {
+				vb.Add(w)
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return vb.Build(minCount, maxSize)
+}
+
+// lr is the learning rate of step (1-based): linear warm-up, then constant.
+func (t *Trainer) lr(step int) float64 {
+	if t.Cfg.Warmup > 0 && step < t.Cfg.Warmup {
+		return t.Cfg.LR * float64(step) / float64(t.Cfg.Warmup)
+	}
+	return t.Cfg.LR
+}
+
+// Run trains until Cfg.Steps, checkpointing every CheckpointEvery steps and
+// at the end. A non-finite loss stops the run with an error naming the step,
+// after saving a checkpoint of the state before it.
+func (t *Trainer) Run(ctx context.Context) error {
+	c := t.Cfg
+	mc := t.Model.Config
+	if err := os.MkdirAll(t.Out, 0o755); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if err := t.loadMetrics(); err != nil {
+		return err
+	}
+	loader, err := NewLoader(ctx, LoaderConfig{Data: t.Data, Batch: c.Batch, LatentSize: mc.ImageSize, LatentChans: mc.InChannels,
+		TextCtx: mc.TextCtx, Rank: c.Rank, World: c.World, Seed: c.Seed, ShuffleBuffer: c.ShuffleBuffer, Prefetch: c.Prefetch,
+		CFGDrop: c.CFGDrop, WA: c.WA, WL: c.WL}, t.Tok, t.State.Loader)
+	if err != nil {
+		return err
+	}
+	defer loader.Close()
+	T := t.Diff.Steps()
+	lo, hi := 0, T
+	if c.Expert >= 0 {
+		lo, hi = Block(c.Expert, c.Experts, T)
+	}
+	p := t.Model.Params
+	B := c.Batch
+	n := mc.InChannels * mc.ImageSize * mc.ImageSize
+	noise := make([]float32, B*n)
+	xt := make([]float32, B*n)
+	ts := make([]int, B)
+	tsf := make([]float32, B)
+	for t.State.Step < c.Steps {
+		step := t.State.Step + 1
+		start := time.Now()
+		clear(p.Grad)
+		var lossSum float64
+		tmin, tmax := hi, lo
+		var pos LoaderState
+		for micro := range c.GradAccum {
+			tb, err := loader.Next(ctx)
+			if err != nil {
+				return err
+			}
+			pos = tb.State
+			rng := rand.New(rand.NewPCG(c.Seed^0x747261696e^uint64(c.Expert+1)<<48, mix64(uint64(step)*64+uint64(micro))))
+			for b := range B {
+				ts[b] = lo + rng.IntN(hi-lo)
+				tsf[b] = float32(ts[b])
+				tmin, tmax = min(tmin, ts[b]), max(tmax, ts[b])
+			}
+			for i := range noise {
+				noise[i] = float32(rng.NormFloat64())
+			}
+			if t.OnT != nil {
+				t.OnT(append([]int(nil), ts...))
+			}
+			t.Diff.QSample(xt, tb.Latents, noise, ts)
+			w := tb.Weight
+			if c.GradAccum > 1 {
+				for i := range w {
+					w[i] /= float32(c.GradAccum)
+				}
+			}
+			t.Model.Seed = c.Seed
+			loss, err := t.Model.Loss(&Batch{X: xt, Timesteps: tsf, Tokens: tb.Tokens, Mask: tb.Mask, WA: tb.WA, Keyword: tb.Keyword}, noise, w, true)
+			if err != nil {
+				return fmt.Errorf("train: step %d: %w", step, err)
+			}
+			lossSum += loss
+		}
+		if math.IsNaN(lossSum) || math.IsInf(lossSum, 0) {
+			if err := t.Save(); err != nil {
+				return fmt.Errorf("train: step %d: loss is %v; saving the checkpoint failed too: %w", step, lossSum, err)
+			}
+			return fmt.Errorf("train: step %d: loss is %v (not finite); stopped, checkpoint of step %d saved in %s", step, lossSum, t.State.Step, t.Out)
+		}
+		for _, v := range t.frozen {
+			clear(p.Grad[v.Offset : v.Offset+v.Size])
+		}
+		clip := c.GradClip
+		if clip <= 0 {
+			clip = math.Inf(1)
+		}
+		gn := t.Model.be.ClipGradNorm(p.Grad, clip)
+		lr := t.lr(step)
+		if !math.IsNaN(gn) && !math.IsInf(gn, 0) {
+			p.Step++
+			acfg := kernels.AdamWConfig{LR: lr, Beta1: c.Beta1, Beta2: c.Beta2, Eps: c.Eps, WeightDecay: c.WeightDecay}
+			if len(t.frozen) == 0 {
+				t.Model.be.AdamWUpdate(p.Data, p.Grad, p.M, p.V, acfg, p.Step)
+			} else {
+				for _, v := range t.Model.Params.Layout.Views() {
+					if IsTextEncoder(v.Name) {
+						continue
+					}
+					s, e := v.Offset, v.Offset+v.Size
+					t.Model.be.AdamWUpdate(p.Data[s:e], p.Grad[s:e], p.M[s:e], p.V[s:e], acfg, p.Step)
+				}
+			}
+			if t.EMA != nil {
+				d := float32(c.EMA)
+				for i, x := range p.Data {
+					t.EMA[i] = d*t.EMA[i] + (1-d)*x
+				}
+			}
+		}
+		t.State.Step = step
+		t.State.Loader = pos
+		t.State.Forwards = t.Model.forwards
+		loss := lossSum // with grad_accum the weights were scaled by 1/grad_accum: the sum is the mean
+		m := Metrics{Step: step, Loss: loss, GradNorm: gn, LR: lr, SamplesPerS: float64(B*c.GradAccum) / time.Since(start).Seconds(), TMin: tmin, TMax: tmax}
+		if err := t.appendMetrics(m); err != nil {
+			return err
+		}
+		if t.OnStep != nil {
+			t.OnStep(m)
+		}
+		if (c.CheckpointEvery > 0 && step%c.CheckpointEvery == 0) || step == c.Steps {
+			if err := t.Save(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (t *Trainer) loadMetrics() error {
+	path := filepath.Join(t.Out, MetricsFile)
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	var keep bytes.Buffer
+	t.losses = t.losses[:0]
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	for sc.Scan() {
+		var m Metrics
+		if json.Unmarshal(sc.Bytes(), &m) != nil || m.Step > t.State.Step {
+			continue
+		}
+		keep.Write(sc.Bytes())
+		keep.WriteByte('\n')
+		t.losses = append(t.losses, m.Loss)
+	}
+	return os.WriteFile(path, keep.Bytes(), 0o644)
+}
+
+func (t *Trainer) appendMetrics(m Metrics) error {
+	f, err := os.OpenFile(filepath.Join(t.Out, MetricsFile), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("train: metrics: %w", err)
+	}
+	line, _ := json.Marshal(m)
+	_, err = f.Write(append(line, '\n'))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	t.losses = append(t.losses, m.Loss)
+	return err
+}
+
+// writeFileAtomic writes path through a temporary file and a rename.
+func writeFileAtomic(path string, fn func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	bw := bufio.NewWriter(tmp)
+	if err := fn(bw); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("train: write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("train: write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	return nil
+}
+
+func writeBytesAtomic(path string, b []byte) error {
+	return writeFileAtomic(path, func(w io.Writer) error { _, err := w.Write(b); return err })
+}
+
+// Save writes the checkpoint into Out: config.json, model.safetensors,
+// optimizer.safetensors, ema.safetensors (with EMA), vocab.txt,
+// train_config.json, loss.png and, last, state.json; every file through a
+// temporary file and a rename.
+func (t *Trainer) Save() error {
+	dir := t.Out
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	m := t.Model
+	cfgJSON, _ := json.MarshalIndent(m.Config, "", "  ")
+	if err := writeBytesAtomic(filepath.Join(dir, ConfigFile), append(cfgJSON, '\n')); err != nil {
+		return err
+	}
+	meta := map[string]string{"format": "pt", "model": "glide-text2im Text2ImUNet (kediff)"}
+	enc, err := EncodeSafetensors(m.StateDict(), meta)
+	if err != nil {
+		return err
+	}
+	if err := writeBytesAtomic(filepath.Join(dir, WeightsFile), enc); err != nil {
+		return err
+	}
+	p := m.Params
+	opt := map[string]Tensor{}
+	for _, v := range p.Layout.Views() {
+		opt["exp_avg."+v.Name] = F32(v.Shape, p.M[v.Offset:v.Offset+v.Size])
+		opt["exp_avg_sq."+v.Name] = F32(v.Shape, p.V[v.Offset:v.Offset+v.Size])
+	}
+	stepB := make([]byte, 8)
+	binary.LittleEndian.PutUint64(stepB, uint64(p.Step))
+	opt["step"] = Tensor{DType: "I64", Shape: []int{}, Data: stepB}
+	if enc, err = EncodeSafetensors(opt, map[string]string{"optimizer": "AdamW"}); err != nil {
+		return err
+	}
+	if err := writeBytesAtomic(filepath.Join(dir, OptimizerFile), enc); err != nil {
+		return err
+	}
+	if t.EMA != nil {
+		ema := map[string]Tensor{}
+		for _, v := range p.Layout.Views() {
+			ema[v.Name] = F32(v.Shape, t.EMA[v.Offset:v.Offset+v.Size])
+		}
+		if enc, err = EncodeSafetensors(ema, meta); err != nil {
+			return err
+		}
+		if err := writeBytesAtomic(filepath.Join(dir, EMAFile), enc); err != nil {
+			return err
+		}
+	}
+	if err := t.Tok.WriteVocabFile(filepath.Join(dir, VocabFile)); err != nil {
+		return err
+	}
+	tc, _ := json.MarshalIndent(t.Cfg, "", "  ")
+	if err := writeBytesAtomic(filepath.Join(dir, TrainConfigFile), append(tc, '\n')); err != nil {
+		return err
+	}
+	if len(t.losses) > 0 {
+		if err := writeFileAtomic(filepath.Join(dir, LossPlotFile), func(w io.Writer) error { return png.Encode(w, PlotLoss(t.losses, 640, 360)) }); err != nil {
+			return err
+		}
+	}
+	st, _ := json.MarshalIndent(t.State, "", "  ")
+	return writeBytesAtomic(filepath.Join(dir, StateFile), append(st, '\n'))
+}
+
+// loadCheckpoint restores a run from dir (resume).
+func (t *Trainer) loadCheckpoint(dir string) error {
+	raw, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if err != nil {
+		return fmt.Errorf("train: resume: no checkpoint in %s: %w", dir, err)
+	}
+	if err := json.Unmarshal(raw, &t.State); err != nil {
+		return fmt.Errorf("train: resume: %s: %w", filepath.Join(dir, StateFile), err)
+	}
+	m, err := Load(dir, nil)
+	if err != nil {
+		return fmt.Errorf("train: resume: %w", err)
+	}
+	if !reflect.DeepEqual(m.Config, *t.Cfg.ModelConfig) {
+		return fmt.Errorf("train: config/checkpoint mismatch: the train config's model %+v differs from the checkpoint's %+v (%s)", *t.Cfg.ModelConfig, m.Config, filepath.Join(dir, ConfigFile))
+	}
+	if t.State.Expert != t.Cfg.Expert || t.State.Experts != t.Cfg.Experts {
+		return fmt.Errorf("train: config/checkpoint mismatch: the checkpoint in %s trains expert %d of %d, the config expert %d of %d", dir, t.State.Expert, t.State.Experts, t.Cfg.Expert, t.Cfg.Experts)
+	}
+	if t.State.Seed != t.Cfg.Seed {
+		return fmt.Errorf("train: config/checkpoint mismatch: checkpoint seed %d, config seed %d", t.State.Seed, t.Cfg.Seed)
+	}
+	opt, _, err := ReadSafetensors(filepath.Join(dir, OptimizerFile))
+	if err != nil {
+		return fmt.Errorf("train: resume: %w", err)
+	}
+	p := m.Params
+	for _, v := range p.Layout.Views() {
+		for _, kv := range []struct {
+			name string
+			dst  []float32
+		}{{"exp_avg." + v.Name, p.M}, {"exp_avg_sq." + v.Name, p.V}} {
+			ten, ok := opt[kv.name]
+			if !ok {
+				return fmt.Errorf("train: resume: %s lacks %s", OptimizerFile, kv.name)
+			}
+			vals, err := ten.Float32s()
+			if err != nil || len(vals) != v.Size {
+				return fmt.Errorf("train: resume: %s: bad tensor %s", OptimizerFile, kv.name)
+			}
+			copy(kv.dst[v.Offset:], vals)
+		}
+	}
+	steps, err := opt["step"].Ints()
+	if err != nil || len(steps) != 1 {
+		return fmt.Errorf("train: resume: %s: bad step", OptimizerFile)
+	}
+	p.Step = int(steps[0])
+	m.forwards = t.State.Forwards
+	if t.Cfg.EMA > 0 {
+		ema, _, err := ReadSafetensors(filepath.Join(dir, EMAFile))
+		if err != nil {
+			return fmt.Errorf("train: resume: %w", err)
+		}
+		t.EMA = make([]float32, len(p.Data))
+		for _, v := range p.Layout.Views() {
+			vals, err := ema[v.Name].Float32s()
+			if err != nil || len(vals) != v.Size {
+				return fmt.Errorf("train: resume: %s: bad tensor %s", EMAFile, v.Name)
+			}
+			copy(t.EMA[v.Offset:], vals)
+		}
+	}
+	t.Model = m
+	if t.Tok, err = ReadVocab(filepath.Join(dir, VocabFile)); err != nil {
+		return fmt.Errorf("train: resume: %w", err)
+	}
+	return nil
+}
+
+// PlotLoss draws losses as a line plot (white background, grey axes, blue
+// line; y from the minimum to the maximum finite loss).
+func PlotLoss(losses []float64, w, h int) image.Image {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = 255
+	}
+	const m = 30
+	axis := color.RGBA{120, 120, 120, 255}
+	for x := m; x < w-m; x++ {
+		img.Set(x, h-m, axis)
+	}
+	for y := m; y <= h-m; y++ {
+		img.Set(m, y, axis)
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, l := range losses {
+		if !math.IsNaN(l) && !math.IsInf(l, 0) {
+			lo, hi = math.Min(lo, l), math.Max(hi, l)
+		}
+	}
+	if len(losses) == 0 || math.IsInf(lo, 0) {
+		return img
+	}
+	if hi == lo {
+		hi = lo + 1
+	}
+	px := func(i int) int {
+		if len(losses) == 1 {
+			return m
+		}
+		return m + i*(w-2*m-1)/(len(losses)-1)
+	}
+	py := func(l float64) int { return h - m - int((l-lo)/(hi-lo)*float64(h-2*m)) }
+	line := color.RGBA{31, 119, 180, 255}
+	prevX, prevY := -1, 0
+	for i, l := range losses {
+		if math.IsNaN(l) || math.IsInf(l, 0) {
+			continue
+		}
+		x, y := px(i), py(l)
+		if prevX >= 0 {
+			steps := max(abs(x-prevX), abs(y-prevY), 1)
+			for s := 0; s <= steps; s++ {
+				img.Set(prevX+(x-prevX)*s/steps, prevY+(y-prevY)*s/steps, line)
+			}
+		} else {
+			img.Set(x, y, line)
+		}
+		prevX, prevY = x, y
+	}
+	return img
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}

@@ -1,0 +1,305 @@
+package train
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func tinyTrainConfig() TrainConfig {
+	c := DefaultTrainConfig()
+	mc := TinyConfig()
+	c.ModelConfig = &mc
+	c.Model = ""
+	c.Steps, c.Batch, c.Warmup, c.LR = 6, 2, 2, 1e-3
+	c.CheckpointEvery = 3
+	c.ShuffleBuffer = 4
+	return c
+}
+
+func readLosses(t *testing.T, dir string) []Metrics {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []Metrics
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	for sc.Scan() {
+		var m Metrics
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestTrainStepDecreasesLoss(t *testing.T) {
+	m, err := NewModel(TinyConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Init(1)
+	tb := collectOne(t)
+	d := DefaultDiffusion()
+	ts := []int{100, 500}
+	noise := make([]float32, len(tb.Latents))
+	for i := range noise {
+		noise[i] = float32((i*7919)%13)/6 - 1
+	}
+	xt := make([]float32, len(noise))
+	d.QSample(xt, tb.Latents, noise, ts)
+	in := &Batch{X: xt, Timesteps: []float32{100, 500}, Tokens: tb.Tokens, Mask: tb.Mask, WA: tb.WA, Keyword: tb.Keyword}
+	opt := DefaultOptim()
+	opt.AdamW.LR = 1e-3
+	first, _, err := m.TrainStep(in, noise, tb.Weight, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last float64
+	for range 15 {
+		if last, _, err = m.TrainStep(in, noise, tb.Weight, opt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !(last < first*0.9) {
+		t.Fatalf("loss %v -> %v, did not decrease", first, last)
+	}
+}
+
+func collectOne(t *testing.T) *TrainBatch {
+	data := writeTestShards(t, shardOpts{shards: 1, rows: 4, size: 8, nanRow: -1})
+	cfg := loaderCfg(data)
+	cfg.Batch, cfg.TextCtx, cfg.CFGDrop = 2, 8, 0
+	_, bs := collectKeys(t, cfg, LoaderState{}, 1)
+	return bs[0]
+}
+
+func TestTrainResumeBitIdentical(t *testing.T) {
+	data := writeTestShards(t, shardOpts{shards: 2, rows: 5, size: 8, nanRow: -1})
+	cfg := tinyTrainConfig()
+	cfg.GradAccum, cfg.EMA = 2, 0.9
+	ctx := context.Background()
+	full := t.TempDir()
+	tr, err := NewTrainer(ctx, cfg, data, full, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := readLosses(t, full)
+	if len(want) != 6 {
+		t.Fatalf("%d metrics lines", len(want))
+	}
+	for _, f := range []string{ConfigFile, WeightsFile, OptimizerFile, EMAFile, StateFile, VocabFile, TrainConfigFile, LossPlotFile} {
+		if _, err := os.Stat(filepath.Join(full, f)); err != nil {
+			t.Error(err)
+		}
+	}
+
+	// killed after step 4 (checkpoint at 3), then resumed
+	part := t.TempDir()
+	kctx, kill := context.WithCancel(ctx)
+	tr, err = NewTrainer(ctx, cfg, data, part, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.OnStep = func(m Metrics) {
+		if m.Step == 4 {
+			kill()
+		}
+	}
+	if err := tr.Run(kctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("killed run: %v", err)
+	}
+	tr, err = NewTrainer(ctx, cfg, data, part, "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.State.Step != 3 {
+		t.Fatalf("resumed at step %d, want 3", tr.State.Step)
+	}
+	if err := tr.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := readLosses(t, part)
+	if len(got) != len(want) {
+		t.Fatalf("%d metrics lines after resume, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].Step != want[i].Step || got[i].Loss != want[i].Loss || got[i].GradNorm != want[i].GradNorm {
+			t.Errorf("step %d: loss %v grad %v, uninterrupted %v %v", want[i].Step, got[i].Loss, got[i].GradNorm, want[i].Loss, want[i].GradNorm)
+		}
+	}
+	for _, f := range []string{WeightsFile, OptimizerFile, EMAFile} {
+		a, _ := os.ReadFile(filepath.Join(full, f))
+		b, _ := os.ReadFile(filepath.Join(part, f))
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s differs after resume", f)
+		}
+	}
+
+	// config/checkpoint mismatch
+	bad := cfg
+	mc := TinyConfig()
+	mc.ModelChannels = 32
+	bad.ModelConfig = &mc
+	if _, err := NewTrainer(ctx, bad, data, part, "", true); err == nil || !strings.Contains(err.Error(), "mismatch") {
+		t.Errorf("mismatch: %v", err)
+	}
+
+	// expert N of n from the base checkpoint: t only in block N, text encoder frozen
+	ecfg := cfg
+	ecfg.Expert, ecfg.Experts, ecfg.Steps, ecfg.EMA = 3, 10, 3, 0
+	if _, err := NewTrainer(ctx, ecfg, data, t.TempDir(), filepath.Join(t.TempDir(), "nope"), false); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("missing base: %v", err)
+	}
+	if _, err := NewTrainer(ctx, ecfg, data, t.TempDir(), "", false); err == nil {
+		t.Error("expert without base accepted")
+	}
+	ex, err := NewTrainer(ctx, ecfg, data, t.TempDir(), full, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := append([]float32(nil), ex.Model.Params.Get("token_embedding.weight")...)
+	var ts []int
+	ex.OnT = func(b []int) { ts = append(ts, b...) }
+	if err := ex.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != 3*2*2 {
+		t.Fatalf("%d timesteps recorded", len(ts))
+	}
+	for _, v := range ts {
+		if v < 300 || v >= 400 {
+			t.Errorf("expert 3 of 10 drew t = %d", v)
+		}
+	}
+	after := ex.Model.Params.Get("token_embedding.weight")
+	for i := range before {
+		if before[i] != after[i] {
+			t.Fatal("expert training changed the frozen text encoder")
+		}
+	}
+	if ex.Model.Params.Get("out.2.weight")[0] == 0 && ex.Model.Params.Get("out.2.bias")[0] == 0 {
+		t.Error("expert did not train the U-Net")
+	}
+	mcb := TinyConfig()
+	mcb.XFLayers = 1
+	ecfg.ModelConfig = &mcb
+	if _, err := NewTrainer(ctx, ecfg, data, t.TempDir(), full, false); err == nil || !strings.Contains(err.Error(), "mismatch") {
+		t.Errorf("expert config mismatch: %v", err)
+	}
+}
+
+func TestTrainNaNStops(t *testing.T) {
+	data := writeTestShards(t, shardOpts{shards: 1, rows: 4, size: 8, nanRow: 2})
+	cfg := tinyTrainConfig()
+	cfg.ShuffleBuffer, cfg.CheckpointEvery = 1, 0
+	out := t.TempDir()
+	tr, err := NewTrainer(context.Background(), cfg, data, out, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = tr.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "step 2") || !strings.Contains(err.Error(), "not finite") {
+		t.Fatalf("NaN loss: %v", err)
+	}
+	raw, err := os.ReadFile(filepath.Join(out, StateFile))
+	if err != nil {
+		t.Fatal("no checkpoint saved:", err)
+	}
+	var st TrainState
+	json.Unmarshal(raw, &st)
+	if st.Step != 1 {
+		t.Errorf("checkpoint at step %d, want 1", st.Step)
+	}
+}
+
+func TestReadTrainConfig(t *testing.T) {
+	for _, f := range []string{"configs/tiny.json"} {
+		c, err := ReadTrainConfig(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.ModelConfig.ImageSize != 16 || c.Expert != -1 {
+			t.Errorf("%s: %+v", f, c)
+		}
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "c.json"), []byte(`{"model":"tiny","stepz":3}`), 0o644)
+	if _, err := ReadTrainConfig(filepath.Join(dir, "c.json")); err == nil {
+		t.Error("unknown field accepted")
+	}
+}
+
+func TestBatchFromTensors(t *testing.T) {
+	c := TinyConfig()
+	m, err := NewModel(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Init(2)
+	B, L := 2, c.TextCtx
+	x := make([]float32, B*4*64)
+	for i := range x {
+		x[i] = float32(i%17)/8 - 1
+	}
+	i64 := func(v ...int64) []byte {
+		b := make([]byte, 8*len(v))
+		for i, x := range v {
+			binary.LittleEndian.PutUint64(b[8*i:], uint64(x))
+		}
+		return b
+	}
+	toks := make([]int64, B*L)
+	maskB := make([]byte, B*L)
+	for i := range toks {
+		toks[i] = int64(i % 20)
+		if i%L < 5 {
+			maskB[i] = 1
+		}
+	}
+	in := map[string]Tensor{
+		"x":         F32([]int{B, 4, 8, 8}, x),
+		"timesteps": {DType: "I64", Shape: []int{B}, Data: i64(10, 900)},
+		"tokens":    {DType: "I64", Shape: []int{B, L}, Data: i64(toks...)},
+		"mask":      {DType: "BOOL", Shape: []int{B, L}, Data: maskB},
+		"keyword":   {DType: "BOOL", Shape: []int{B, L}, Data: maskB},
+		"w_a":       F32([]int{B}, []float32{0.01, 0}),
+	}
+	b, err := BatchFromTensors(in, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Timesteps[1] != 900 || b.Tokens[3] != 3 || !b.Mask[4] || b.Mask[5] || b.WA[0] != 0.01 || !b.Keyword[0] {
+		t.Fatalf("decoded %+v", b)
+	}
+	if _, err := m.Forward(b); err != nil {
+		t.Fatal(err)
+	}
+	delete(in, "mask")
+	if _, err := BatchFromTensors(in, c); err == nil || !strings.Contains(err.Error(), "mask") {
+		t.Errorf("missing mask: %v", err)
+	}
+}
+
+func TestWriteShardsForCLI(t *testing.T) {
+	dir := os.Getenv("KEDIFF_WRITE_SHARDS")
+	if dir == "" {
+		t.Skip()
+	}
+	url := writeTestShards(t, shardOpts{shards: 2, rows: 8, size: 8, nanRow: -1})
+	if err := os.CopyFS(dir, os.DirFS(strings.TrimPrefix(url, "file://"))); err != nil {
+		t.Fatal(err)
+	}
+}
