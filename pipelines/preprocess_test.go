@@ -248,8 +248,35 @@ func TestResumeAfterKill(t *testing.T) {
 	if b, err := runTo(out).CombinedOutput(); err != nil {
 		t.Fatalf("final run: %v\n%s", err, b)
 	}
-	sameFiles(t, "killed and resumed", want, shardFiles(t, out))
+	got := shardFiles(t, out)
+	sameFiles(t, "killed and resumed", want, got)
+	if t.Failed() {
+		explainDiff(t, clean, out, want, got)
+	}
 	if got, want := len(readStats(t, out)), len(readStats(t, clean)); got != want {
 		t.Fatalf("%d stats files after resume, want %d", got, want)
+	}
+}
+
+// explainDiff logs, for each Parquet file that differs, both versions' rows
+// as DuckDB reads them, so that a failure says what changed.
+func explainDiff(t *testing.T, wantDir, gotDir string, want, got map[string][]byte) {
+	t.Helper()
+	if _, err := exec.LookPath("node"); err != nil {
+		return
+	}
+	for name, w := range want {
+		if bytes.Equal(w, got[name]) {
+			continue
+		}
+		for _, dir := range []string{wantDir, gotDir} {
+			cmd := exec.Command("node", "../tools/duckdb/query.mjs",
+				"SELECT * EXCLUDE (image) FROM read_parquet('"+filepath.Join(dir, name)+"', union_by_name=true)")
+			if strings.HasSuffix(name, "_rejects.parquet") {
+				cmd.Args[len(cmd.Args)-1] = "SELECT * FROM '" + filepath.Join(dir, name) + "'"
+			}
+			b, err := cmd.CombinedOutput()
+			t.Logf("%s/%s (%v):\n%s", filepath.Base(dir), name, err, b)
+		}
 	}
 }
