@@ -84,6 +84,29 @@ func ToRGB(img image.Image, buf []byte) RGB {
 			}
 		}
 	case *image.YCbCr:
+		// Chroma column of x: (x >> hs) - (Min.X >> hs), from the row's start.
+		hs := -1
+		switch m.SubsampleRatio {
+		case image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio440:
+			hs = 0
+		case image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420:
+			hs = 1
+		case image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410:
+			hs = 2
+		}
+		if hs >= 0 {
+			for y := 0; y < h; y++ {
+				out := pix[3*y*w : 3*(y+1)*w]
+				yrow := m.Y[m.YOffset(b.Min.X, b.Min.Y+y):][:w]
+				c0 := m.COffset(b.Min.X, b.Min.Y+y) - b.Min.X>>hs
+				for x, yy := range yrow {
+					ci := c0 + (b.Min.X+x)>>hs
+					r, g, bb := color.YCbCrToRGB(yy, m.Cb[ci], m.Cr[ci])
+					out[3*x], out[3*x+1], out[3*x+2] = r, g, bb
+				}
+			}
+			break
+		}
 		for y := 0; y < h; y++ {
 			out := pix[3*y*w:]
 			for x := 0; x < w; x++ {
@@ -148,6 +171,30 @@ func (p Preprocess) Fill(img RGB, dst []float32) (Letterbox, error) {
 			}
 		}
 	}
+	if lb.NewW == img.W && lb.NewH == img.H {
+		// No resize: the bilinear taps are (i, 1) and (i+1, 0), so each
+		// value is the pixel itself; same result, without the arithmetic.
+		for y := 0; y < img.H; y++ {
+			row := img.Pix[3*y*img.W : 3*(y+1)*img.W]
+			base := (lb.Top+y)*p.Width + lb.Left
+			for k := 0; k < 3; k++ {
+				s, ak, ck := src[k], a[k], c[k]
+				out := dst[k*plane+base : k*plane+base+img.W]
+				for x := range out {
+					v := float32(row[3*x+s])
+					out[x] = v*ak + ck
+				}
+			}
+		}
+		return lb, nil
+	}
+	fillBilinear(img, dst, lb, p, src, a, c)
+	return lb, nil
+}
+
+// fillBilinear writes the resized image into dst (the general path of Fill).
+func fillBilinear(img RGB, dst []float32, lb Letterbox, p Preprocess, src [3]int, a, c [3]float32) {
+	plane := p.Width * p.Height
 	xs := linearTaps(img.W, lb.NewW)
 	ys := linearTaps(img.H, lb.NewH)
 	stride := 3 * img.W
@@ -167,7 +214,6 @@ func (p Preprocess) Fill(img RGB, dst []float32) (Letterbox, error) {
 			}
 		}
 	}
-	return lb, nil
 }
 
 // tap is one output coordinate of a linear resize: source indices and weights.
