@@ -60,8 +60,13 @@ func (p *Processor) decode(data []byte, f format) (img rgbImage, ow, oh int, err
 			sw, sh := p.scaledSize(w, h)
 			p.dec = grow(p.dec, sw*sh*3)
 			warn, err := p.tj.decode(data, p.dec, sw, sh)
-			if err != nil && !(warn && benignWarning(err.Error())) {
+			if err != nil && !warn {
 				return img, 0, 0, reject(ReasonDecode, "JPEG: %v", err)
+			}
+			if warn {
+				if r := warningError(data); r != nil {
+					return img, 0, 0, r
+				}
 			}
 			return p.orient(rgbImage{p.dec, sw, sh}, orient), ow, oh, nil
 		}
@@ -391,4 +396,30 @@ func videoYCbCrToRGB(y, cb, cr uint8) (uint8, uint8, uint8) {
 		return uint8(min(max(x, 0), 255))
 	}
 	return c(yy + 104595*v), c(yy - 25690*u - 53281*v), c(yy + 132186*u)
+}
+
+// warningError turns a libjpeg-turbo warning into a reject, or nil when the
+// image is usable. TurboJPEG 2.x keeps a warning's text in one process-wide
+// buffer that other decodes overwrite (and leaves it "No error" for all but
+// a handle's first warning), so the text cannot be trusted; the decision and
+// the detail come from the data instead. A JPEG that reaches its end-of-image
+// marker decoded completely: its warning (extraneous bytes before a marker,
+// common in web JPEGs) is harmless, as PIL and OpenCV also treat it. One that
+// does not reach it is truncated: part of the image is grey fill.
+func warningError(data []byte) error {
+	if jpegComplete(data) {
+		return nil
+	}
+	return reject(ReasonDecode, "JPEG: the data ends before the end-of-image marker (truncated file)")
+}
+
+// jpegComplete reports whether data ends with the EOI marker (FF D9), allowing
+// for trailing zero padding. Inside entropy-coded data 0xFF is always stuffed
+// or a restart marker, so FF D9 at the end is the real EOI.
+func jpegComplete(data []byte) bool {
+	end := len(data)
+	for end > 0 && data[end-1] == 0 {
+		end--
+	}
+	return end >= 2 && data[end-2] == 0xFF && data[end-1] == 0xD9
 }

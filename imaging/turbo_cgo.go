@@ -150,7 +150,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"unsafe"
 )
@@ -311,14 +310,6 @@ func (c *tjCodec) encodeSubsamp(src []byte, w, h, quality int, dst []byte, flags
 }
 
 func turboFactors() []scalingFactor { return turbo.factors }
-
-// benignWarning reports whether a libjpeg warning leaves the image complete.
-// Extraneous bytes before a marker are common in web JPEGs and harmless;
-// everything else (premature end of file or of a data segment, corrupt
-// Huffman data) means part of the image is missing or garbage.
-func benignWarning(msg string) bool {
-	return strings.Contains(msg, "extraneous bytes before marker")
-}
 
 // TurboJPEG subsampling and colour-space codes used by the YUV path.
 const (

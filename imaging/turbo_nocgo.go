@@ -32,7 +32,6 @@ func (c *tjCodec) encode([]byte, int, int, int, []byte) (int, error) {
 	return 0, errors.New(noCgo)
 }
 func turboFactors() []scalingFactor { return nil }
-func benignWarning(string) bool     { return false }
 
 func haveTurboYUV() bool { return false }
 

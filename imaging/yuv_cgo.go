@@ -112,8 +112,13 @@ func (p *Processor) processYUV(data []byte) (done bool, ow, oh int, err error) {
 	in := p.yuvIn
 	iy, iu, iv := in, in[n0:], in[n0+n1:]
 	warn, err := p.tj.decodeYUV(data, iy, iu, iv, ipw0, ipw1, sw, sh)
-	if err != nil && !(warn && benignWarning(err.Error())) {
+	if err != nil && !warn {
 		return true, 0, 0, reject(ReasonDecode, "JPEG: %v", err)
+	}
+	if warn {
+		if r := warningError(data); r != nil {
+			return true, 0, 0, r
+		}
 	}
 
 	opw0, oph0 := planeSize(0, CW, CH, tjsamp420)
