@@ -228,6 +228,17 @@ func col2im[F Float](dx, col []F, g int, s ConvShape) {
 					}
 					dst := plane[ih*s.W:]
 					row := src[y*ow : (y+1)*ow]
+					if s.Stride == 1 && wlo < whi {
+						// Same sums as the general loop, over slices the
+						// compiler can drop the bounds checks of.
+						d := dst[wlo-s.Pad+kj : whi-s.Pad+kj]
+						r := row[wlo:whi]
+						r = r[:len(d)]
+						for j, v := range r {
+							d[j] += v
+						}
+						continue
+					}
 					for xo := wlo; xo < whi; xo++ {
 						dst[xo*s.Stride-s.Pad+kj] += row[xo]
 					}

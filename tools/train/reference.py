@@ -14,6 +14,15 @@ an optional padding mask on the U-Net attention's text keys.
                                  DIR/model.safetensors with strict=True, run
                                  DIR/inputs.safetensors and compare with the Go
                                  output stored there; exit 1 on mismatch
+    reference.py bench CONFIG INPUTS THREADS
+                                 training-step timing for bench/train: the model
+                                 of CONFIG (a train config with model_config, or
+                                 a model config), random init, the batch in
+                                 INPUTS (z_t, timesteps, tokens, mask, keyword,
+                                 w_a, noise, loss_weight); then, for every line
+                                 N read from stdin, N full steps (zero_grad,
+                                 forward, loss, backward, clip 1.0, AdamW), one
+                                 JSON line each: wall and process CPU seconds
 
 No dependency besides torch and numpy: safetensors is read and written here.
 """
@@ -448,6 +457,39 @@ def check(d):
         sys.exit(1)
 
 
+def bench(cfg_path, inputs, threads):
+    """Time full training steps; driven over stdin by bench/train (Go)."""
+    import time
+    th.set_num_threads(threads)
+    with open(cfg_path) as f:
+        cfg = json.load(f)
+    cfg = cfg.get("model_config", cfg)
+    th.manual_seed(1)
+    model = Text2ImUNet(cfg)
+    inp = read_safetensors(inputs)
+    args = (inp["z_t"], inp["timesteps"], inp["tokens"], inp["mask"].bool(),
+            inp["w_a"], inp["keyword"].bool())
+    noise, weight = inp["noise"], inp["loss_weight"]
+    opt = th.optim.AdamW(model.parameters(), lr=0.9e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+    nparams = sum(p.numel() for p in model.parameters())
+    print(json.dumps({"ready": True, "params": nparams, "threads": th.get_num_threads(),
+                      "torch": th.__version__}), flush=True)
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        for _ in range(int(line)):
+            w0, c0 = time.perf_counter(), time.process_time()
+            opt.zero_grad(set_to_none=False)
+            loss = weighted_mse(model(*args), noise, weight)
+            loss.backward()
+            th.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            l = loss.item()
+            w1, c1 = time.perf_counter(), time.process_time()
+            print(json.dumps({"wall": w1 - w0, "cpu": c1 - c0, "loss": l}), flush=True)
+
+
 if __name__ == "__main__":
     th.set_num_threads(1)
     cmd = sys.argv[1] if len(sys.argv) > 1 else "fixture"
@@ -455,5 +497,7 @@ if __name__ == "__main__":
         fixture(sys.argv[2] if len(sys.argv) > 2 else "train/testdata/tiny_ref.safetensors")
     elif cmd == "check":
         check(sys.argv[2])
+    elif cmd == "bench":
+        bench(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:
-        sys.exit(f"usage: {sys.argv[0]} fixture [OUT] | check DIR")
+        sys.exit(f"usage: {sys.argv[0]} fixture [OUT] | check DIR | bench CONFIG INPUTS THREADS")
