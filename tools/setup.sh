@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Installs what kediff's tests, tools and benchmarks need and is not on a
 # fresh machine. Idempotent: it only installs what is missing.
+#
+#   tools/setup.sh           everything (tests, reference tools, benchmarks)
+#   tools/setup.sh runtime   only what running kediff needs: libjpeg-turbo,
+#                            OpenBLAS and onnxruntime
 set -euo pipefail
 cd "$(dirname "$0")/.."
+what=${1:-all}
 
 # Debian packages:
 #   libturbojpeg0           libjpeg-turbo, loaded at run time by imaging/ (the pure-Go decoder is the fallback)
@@ -11,7 +16,10 @@ cd "$(dirname "$0")/.."
 #   python3-pil             regenerates imaging/'s reference fixtures (tools/imaging)
 #   libopenblas0            sgemm for kernels/ (loaded at run time; pure-Go GEMM otherwise)
 #   python3-torch           PyTorch references: train/ loads Go checkpoints into it in its tests
-apt_pkgs=(libturbojpeg0 libjpeg-turbo-progs libopenblas0 python3-jieba python3-pil python3-torch)
+apt_pkgs=(libturbojpeg0 libopenblas0)
+if [ "$what" = all ]; then
+  apt_pkgs+=(libjpeg-turbo-progs python3-jieba python3-pil python3-torch)
+fi
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -30,7 +38,7 @@ if ((${#missing[@]})); then
 fi
 
 # npm: DuckDB, the independent Parquet reader that the shard tests query.
-if [ -f tools/duckdb/package.json ] && [ ! -d tools/duckdb/node_modules/@duckdb/node-api ]; then
+if [ "$what" = all ] && [ -f tools/duckdb/package.json ] && [ ! -d tools/duckdb/node_modules/@duckdb/node-api ]; then
   echo "setup: installing tools/duckdb (npm ci)"
   (cd tools/duckdb && npm ci --no-audit --no-fund --loglevel=error)
 fi
