@@ -8,7 +8,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/kediff/kediff/onnx"
 )
@@ -325,10 +327,16 @@ func (c *Captioner) GenerateEach(imgs []image.Image, s Search) []Result {
 func (c *Captioner) generateBatch(imgs []image.Image, idx []int, w, h int, s Search, res []Result) {
 	n := len(idx)
 	plane := 3 * w * h
-	px := make([]float32, n*plane)
+	pxp := pxPool.Get().(*[]float32)
+	defer pxPool.Put(pxp)
+	if cap(*pxp) < n*plane {
+		*pxp = make([]float32, n*plane)
+	}
+	px := (*pxp)[:n*plane]
 	for j, i := range idx {
 		if err := c.pre.Apply(imgs[i], px[j*plane:(j+1)*plane]); err != nil {
 			res[i].Err = err
+			clear(px[j*plane : (j+1)*plane])
 		}
 	}
 	outs, err := c.enc.Run(onnx.Float32("pixel_values", []int64{int64(n), 3, int64(h), int64(w)}, px))
@@ -364,29 +372,60 @@ func (c *Captioner) generateBatch(imgs []image.Image, idx []int, w, h int, s Sea
 			failed[j] = fmt.Errorf("encoder produced NaN or infinite hidden states")
 		}
 	}
-	var hsBuf []float32
+	// Buffers reused across decoding steps: the steps of a batch run one
+	// after another, and search reads a step's logits before the next step.
+	var (
+		hsBuf    []float32
+		hsRows   []int // rowImg that hsBuf was built for
+		hsValid  bool
+		flat     []int64
+		onesBuf  []int64
+		last     []float32
+		in       = make([]onnx.Tensor, 0, len(c.dec.Inputs()))
+		idsShape = make([]int64, 2)
+		hsShape  = make([]int64, 3)
+		encShape = make([]int64, 2)
+	)
+	ones := func(n int) []int64 {
+		if len(onesBuf) < n {
+			old := len(onesBuf)
+			onesBuf = append(onesBuf, make([]int64, n-old)...)
+			for i := old; i < n; i++ {
+				onesBuf[i] = 1
+			}
+		}
+		return onesBuf[:n]
+	}
 	step := func(ids [][]int64, rowImg []int) ([]float32, int, error) {
 		rows, l := len(ids), len(ids[0])
-		flat := make([]int64, 0, rows*l)
+		flat = flat[:0]
 		for _, r := range ids {
 			flat = append(flat, r...)
 		}
-		hsBuf = hsBuf[:0]
-		for _, j := range rowImg {
-			hsBuf = append(hsBuf, hsData[j*per:(j+1)*per]...)
+		// The rows' encoder states change only when the set of rows does.
+		if !hsValid || !slices.Equal(hsRows, rowImg) {
+			hsBuf = hsBuf[:0]
+			for _, j := range rowImg {
+				hsBuf = append(hsBuf, hsData[j*per:(j+1)*per]...)
+			}
+			hsRows = append(hsRows[:0], rowImg...)
+			hsValid = true
 		}
 		// Inputs go in the model's order; masks (when the export has them) are all ones.
-		var in []onnx.Tensor
+		idsShape[0], idsShape[1] = int64(rows), int64(l)
+		hsShape[0], hsShape[1], hsShape[2] = int64(rows), seq, dim
+		encShape[0], encShape[1] = int64(rows), seq
+		in = in[:0]
 		for _, ti := range c.dec.Inputs() {
 			switch ti.Name {
 			case "input_ids":
-				in = append(in, onnx.Int64(ti.Name, []int64{int64(rows), int64(l)}, flat))
+				in = append(in, onnx.Int64(ti.Name, idsShape, flat))
 			case "encoder_hidden_states":
-				in = append(in, onnx.Float32(ti.Name, []int64{int64(rows), seq, dim}, hsBuf))
+				in = append(in, onnx.Float32(ti.Name, hsShape, hsBuf))
 			case "attention_mask":
-				in = append(in, onnx.Int64(ti.Name, []int64{int64(rows), int64(l)}, ones(rows*l)))
+				in = append(in, onnx.Int64(ti.Name, idsShape, ones(rows*l)))
 			case "encoder_attention_mask":
-				in = append(in, onnx.Int64(ti.Name, []int64{int64(rows), seq}, ones(rows*int(seq))))
+				in = append(in, onnx.Int64(ti.Name, encShape, ones(rows*int(seq))))
 			}
 		}
 		outs, err := c.dec.Run(in...)
@@ -405,7 +444,14 @@ func (c *Captioner) generateBatch(imgs []image.Image, idx []int, w, h int, s Sea
 				DecoderFile, onnx.FormatShape(lg.Shape), rows, l, rows, l, max(c.start, c.eos))
 		}
 		v := int(lg.Shape[2])
-		last := make([]float32, rows*v)
+		if l == 1 {
+			// One position per row: the logits are already each row's last.
+			return data[:rows*v], v, nil
+		}
+		if cap(last) < rows*v {
+			last = make([]float32, rows*v)
+		}
+		last = last[:rows*v]
 		for r := range rows {
 			copy(last[r*v:(r+1)*v], data[(r*l+l-1)*v:(r*l+l)*v])
 		}
@@ -426,13 +472,8 @@ func (c *Captioner) generateBatch(imgs []image.Image, idx []int, w, h int, s Sea
 	}
 }
 
-func ones(n int) []int64 {
-	v := make([]int64, n)
-	for i := range v {
-		v[i] = 1
-	}
-	return v
-}
+// pxPool holds encoder input buffers (*[]float32), reused across batches.
+var pxPool = sync.Pool{New: func() any { return new([]float32) }}
 
 func finite(x []float32) bool {
 	for _, v := range x {

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
+	"image/color"
 	"image/draw"
 	"math"
 	"os"
+	"sync"
 )
 
 // Preprocessor turns images into the encoder's pixel_values as a Hugging Face
@@ -191,19 +193,26 @@ func (p *Preprocessor) Apply(img image.Image, dst []float32) error {
 	if len(dst) != 3*ow*oh {
 		return fmt.Errorf("caption: preprocess: dst holds %d values, want %d", len(dst), 3*ow*oh)
 	}
-	src := planar(img)
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
 	sw, sh := b.Dx(), b.Dy()
+	sc.planar = grow(sc.planar, 3*sw*sh)
+	src := planarInto(img, sc.planar)
 	if p.Resize {
 		rw, rh := p.Width, p.Height
 		if p.ShortestEdge > 0 {
 			rw, rh = shortEdge(sw, sh, p.ShortestEdge)
 		}
 		if rw != sw || rh != sh {
-			src = resizePlanes(src, sw, sh, rw, rh)
+			sc.tmp = grow(sc.tmp, 3*rw*sh)
+			sc.resized = grow(sc.resized, 3*rw*rh)
+			src = resizePlanesInto(src, sw, sh, rw, rh, sc.tmp, sc.resized)
 			sw, sh = rw, rh
 		}
 		if p.CropWidth > 0 && (sw != p.CropWidth || sh != p.CropHeight) {
-			src, sw, sh = centerCrop(src, sw, sh, p.CropWidth, p.CropHeight), p.CropWidth, p.CropHeight
+			sc.crop = grow(sc.crop, 3*p.CropWidth*p.CropHeight)
+			clear(sc.crop)
+			src, sw, sh = centerCropInto(src, sw, sh, p.CropWidth, p.CropHeight, sc.crop), p.CropWidth, p.CropHeight
 		}
 	}
 	n := sw * sh
@@ -215,67 +224,173 @@ func (p *Preprocessor) Apply(img image.Image, dst []float32) error {
 		if p.Normalize {
 			scale, shift = scale/p.Std[c], -p.Mean[c]/p.Std[c]
 		}
+		out := dst[c*n : (c+1)*n]
 		for i, v := range src[c*n : (c+1)*n] {
-			dst[c*n+i] = v*scale + shift
+			out[i] = v*scale + shift
 		}
 	}
 	return nil
 }
 
+// scratch holds Apply's intermediate planes, reused across calls.
+type scratch struct{ planar, tmp, resized, crop []float32 }
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// grow returns b resized to n values, reallocated only when too small.
+func grow(b []float32, n int) []float32 {
+	if cap(b) < n {
+		return make([]float32, n)
+	}
+	return b[:n]
+}
+
 // planar returns img as float32 RGB planes in 0..255.
 func planar(img image.Image) []float32 {
 	b := img.Bounds()
+	return planarInto(img, make([]float32, 3*b.Dx()*b.Dy()))
+}
+
+// planarInto writes img as float32 RGB planes in 0..255 into out (3*W*H
+// values) and returns it. *image.YCbCr (what image/jpeg returns) is converted
+// directly, with the same values draw.Draw into RGBA gives.
+func planarInto(img image.Image, out []float32) []float32 {
+	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
+	n := w * h
+	if m, ok := img.(*image.YCbCr); ok {
+		ycbcrPlanes(m, out[:n], out[n:2*n], out[2*n:3*n])
+		return out
+	}
 	rgba, ok := img.(*image.RGBA)
 	if !ok || rgba.Rect.Min != (image.Point{}) {
 		rgba = image.NewRGBA(image.Rect(0, 0, w, h))
 		draw.Draw(rgba, rgba.Rect, img, b.Min, draw.Src)
 	}
-	out := make([]float32, 3*w*h)
-	n := w * h
 	for y := range h {
 		row := rgba.Pix[y*rgba.Stride : y*rgba.Stride+4*w]
+		ro, go_, bo := out[y*w:(y+1)*w], out[n+y*w:n+(y+1)*w], out[2*n+y*w:2*n+(y+1)*w]
 		for x := range w {
-			i := y*w + x
-			out[i] = float32(row[4*x])
-			out[n+i] = float32(row[4*x+1])
-			out[2*n+i] = float32(row[4*x+2])
+			ro[x] = float32(row[4*x])
+			go_[x] = float32(row[4*x+1])
+			bo[x] = float32(row[4*x+2])
 		}
 	}
 	return out
 }
 
+// ycbcrPlanes writes m's RGB values (color.YCbCrToRGB, which is what drawing
+// it into an RGBA gives) as float32 planes r, g, b of W*H values each.
+func ycbcrPlanes(m *image.YCbCr, r, g, bl []float32) {
+	b := m.Rect
+	w, h := b.Dx(), b.Dy()
+	// Chroma column of x: (x >> hs) - (Min.X >> hs), from the row's start.
+	hs := -1
+	switch m.SubsampleRatio {
+	case image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio440:
+		hs = 0
+	case image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420:
+		hs = 1
+	case image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410:
+		hs = 2
+	}
+	for y := range h {
+		ro, gro, bo := r[y*w:(y+1)*w], g[y*w:(y+1)*w], bl[y*w:(y+1)*w]
+		if hs < 0 {
+			for x := range w {
+				yi := m.YOffset(b.Min.X+x, b.Min.Y+y)
+				ci := m.COffset(b.Min.X+x, b.Min.Y+y)
+				rr, gg, bb := color.YCbCrToRGB(m.Y[yi], m.Cb[ci], m.Cr[ci])
+				ro[x], gro[x], bo[x] = float32(rr), float32(gg), float32(bb)
+			}
+			continue
+		}
+		yrow := m.Y[m.YOffset(b.Min.X, b.Min.Y+y):][:w]
+		c0 := m.COffset(b.Min.X, b.Min.Y+y) - b.Min.X>>hs
+		for x, yy := range yrow {
+			ci := c0 + (b.Min.X+x)>>hs
+			yy1 := int32(yy) * 0x10101
+			cb1 := int32(m.Cb[ci]) - 128
+			cr1 := int32(m.Cr[ci]) - 128
+			// color.YCbCrToRGB, inlined.
+			r := yy1 + 91881*cr1
+			if uint32(r)&0xff000000 == 0 {
+				r >>= 16
+			} else {
+				r = ^(r >> 31)
+			}
+			g := yy1 - 22554*cb1 - 46802*cr1
+			if uint32(g)&0xff000000 == 0 {
+				g >>= 16
+			} else {
+				g = ^(g >> 31)
+			}
+			bb := yy1 + 116130*cb1
+			if uint32(bb)&0xff000000 == 0 {
+				bb >>= 16
+			} else {
+				bb = ^(bb >> 31)
+			}
+			ro[x], gro[x], bo[x] = float32(uint8(r)), float32(uint8(g)), float32(uint8(bb))
+		}
+	}
+}
+
 // resizePlanes resamples 3 planes from sw x sh to dw x dh with a triangle
 // filter, horizontally then vertically.
 func resizePlanes(src []float32, sw, sh, dw, dh int) []float32 {
-	xs := filterWeights(sw, dw)
-	ys := filterWeights(sh, dh)
-	tmp := make([]float32, 3*dw*sh)
+	return resizePlanesInto(src, sw, sh, dw, dh, make([]float32, 3*dw*sh), make([]float32, 3*dw*dh))
+}
+
+// resizePlanesInto is resizePlanes with the intermediate (3*dw*sh values) and
+// output (3*dw*dh values) buffers given; it returns out.
+func resizePlanesInto(src []float32, sw, sh, dw, dh int, tmp, out []float32) []float32 {
+	xs := cachedWeights(sw, dw)
+	ys := cachedWeights(sh, dh)
 	for c := range 3 {
 		for y := range sh {
-			row := src[c*sw*sh+y*sw:]
+			row := src[c*sw*sh+y*sw : c*sw*sh+(y+1)*sw]
+			trow := tmp[c*dw*sh+y*dw : c*dw*sh+(y+1)*dw]
 			for x, wt := range xs {
 				var s float32
+				taps := row[wt.first : wt.first+len(wt.w)]
 				for k, v := range wt.w {
-					s += row[wt.first+k] * v
+					s += taps[k] * v
 				}
-				tmp[c*dw*sh+y*dw+x] = s
+				trow[x] = s
 			}
 		}
 	}
-	out := make([]float32, 3*dw*dh)
+	// Vertical pass row by row: each output value still sums its taps in
+	// tap order from zero, so the values are those of a per-pixel loop.
 	for c := range 3 {
+		plane := tmp[c*dw*sh : (c+1)*dw*sh]
 		for y, wt := range ys {
-			for x := range dw {
-				var s float32
-				for k, v := range wt.w {
-					s += tmp[c*dw*sh+(wt.first+k)*dw+x] * v
+			orow := out[c*dw*dh+y*dw : c*dw*dh+(y+1)*dw]
+			clear(orow)
+			for k, v := range wt.w {
+				trow := plane[(wt.first+k)*dw : (wt.first+k+1)*dw]
+				trow = trow[:len(orow)]
+				for x, t := range trow {
+					orow[x] += t * v
 				}
-				out[c*dw*dh+y*dw+x] = s
 			}
 		}
 	}
 	return out
+}
+
+// weightCache maps [2]int{src, dst} to filterWeights(src, dst).
+var weightCache sync.Map
+
+func cachedWeights(src, dst int) []taps {
+	k := [2]int{src, dst}
+	if v, ok := weightCache.Load(k); ok {
+		return v.([]taps)
+	}
+	t := filterWeights(src, dst)
+	weightCache.Store(k, t)
+	return t
 }
 
 type taps struct {
@@ -311,7 +426,11 @@ func filterWeights(src, dst int) []taps {
 }
 
 func centerCrop(src []float32, sw, sh, cw, ch int) []float32 {
-	out := make([]float32, 3*cw*ch)
+	return centerCropInto(src, sw, sh, cw, ch, make([]float32, 3*cw*ch))
+}
+
+// centerCropInto is centerCrop into out (3*cw*ch values, zeroed).
+func centerCropInto(src []float32, sw, sh, cw, ch int, out []float32) []float32 {
 	x0, y0 := (sw-cw)/2, (sh-ch)/2
 	for c := range 3 {
 		for y := range ch {

@@ -223,30 +223,54 @@ func (d *Detector) Detect(imgs []image.Image) ([][]Object, error) {
 // cannot take (empty) or whose outputs are NaN gets an error, the others
 // their objects. The error return is for failures of a whole batch.
 func (d *Detector) DetectResults(imgs []image.Image) ([]Result, error) {
-	rgbs := make([]RGB, len(imgs))
-	for i, img := range imgs {
+	p := d.cfg.Preprocess
+	// One RGB buffer per call: each image is converted just before it is
+	// filled into the input batch. A YCbCr image that needs no resize (what
+	// image/jpeg gives at the model's size) goes straight into the batch.
+	bp, _ := d.rgbs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	defer d.rgbs.Put(bp)
+	return d.run(len(imgs), func(i int, dst []float32) (Letterbox, error) {
+		img := imgs[i]
 		if img == nil {
-			continue
+			return Letterbox{}, emptyImage(0, 0)
 		}
-		bp, _ := d.rgbs.Get().(*[]byte)
-		if bp == nil {
-			bp = new([]byte)
+		if m, ok := img.(*image.YCbCr); ok {
+			if lb, ok, err := p.fillYCbCr(m, dst); ok {
+				return lb, err
+			}
 		}
-		rgbs[i] = ToRGB(img, *bp)
-	}
-	res, err := d.DetectRGB(rgbs)
-	for _, r := range rgbs {
-		if r.Pix != nil {
-			pix := r.Pix
-			d.rgbs.Put(&pix)
+		rgb := ToRGB(img, *bp)
+		*bp = rgb.Pix
+		if rgb.W <= 0 || rgb.H <= 0 {
+			return Letterbox{}, emptyImage(rgb.W, rgb.H)
 		}
-	}
-	return res, err
+		return p.Fill(rgb, dst)
+	})
+}
+
+func emptyImage(w, h int) error {
+	return fmt.Errorf("detect: image is empty (%dx%d); the model needs at least 1x1 pixels", w, h)
 }
 
 // DetectRGB is DetectResults for packed RGB images.
 func (d *Detector) DetectRGB(imgs []RGB) ([]Result, error) {
-	res := make([]Result, len(imgs))
+	p := d.cfg.Preprocess
+	return d.run(len(imgs), func(i int, dst []float32) (Letterbox, error) {
+		img := imgs[i]
+		if img.W <= 0 || img.H <= 0 {
+			return Letterbox{}, emptyImage(img.W, img.H)
+		}
+		return p.Fill(img, dst)
+	})
+}
+
+// run detects n images: fill writes image i's model input into dst and
+// returns its placement, or the error that makes it a reject.
+func (d *Detector) run(n int, fill func(i int, dst []float32) (Letterbox, error)) ([]Result, error) {
+	res := make([]Result, n)
 	p := d.cfg.Preprocess
 	plane := 3 * p.Width * p.Height
 	bp, _ := d.bufs.Get().(*[]float32)
@@ -258,12 +282,14 @@ func (d *Detector) DetectRGB(imgs []RGB) ([]Result, error) {
 	buf := *bp
 	idx := make([]int, 0, d.maxBatch)
 	lbs := make([]Letterbox, 0, d.maxBatch)
+	shape := make([]int64, 4)
 	flush := func() error {
 		if len(idx) == 0 {
 			return nil
 		}
 		n := len(idx)
-		outs, err := d.sess.Run(onnx.Float32("", []int64{int64(n), 3, int64(p.Height), int64(p.Width)}, buf[:n*plane]))
+		shape[0], shape[1], shape[2], shape[3] = int64(n), 3, int64(p.Height), int64(p.Width)
+		outs, err := d.sess.Run(onnx.Float32("", shape, buf[:n*plane]))
 		if err != nil {
 			return fmt.Errorf("detect: %w", err)
 		}
@@ -280,13 +306,9 @@ func (d *Detector) DetectRGB(imgs []RGB) ([]Result, error) {
 		idx, lbs = idx[:0], lbs[:0]
 		return nil
 	}
-	for i, img := range imgs {
-		if img.W <= 0 || img.H <= 0 {
-			res[i].Err = fmt.Errorf("detect: image is empty (%dx%d); the model needs at least 1x1 pixels", img.W, img.H)
-			continue
-		}
+	for i := range n {
 		k := len(idx)
-		lb, err := p.Fill(img, buf[k*plane:(k+1)*plane])
+		lb, err := fill(i, buf[k*plane:(k+1)*plane])
 		if err != nil {
 			res[i].Err = err
 			continue

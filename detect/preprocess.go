@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/color"
 	"math"
+	"sync"
 )
 
 // Letterbox records how an image was placed in the model input, to map boxes
@@ -142,16 +143,64 @@ func (p Preprocess) Fill(img RGB, dst []float32) (Letterbox, error) {
 		return Letterbox{}, fmt.Errorf("detect: input buffer holds %d values, want %d", len(dst), 3*plane)
 	}
 	lb := NewLetterbox(img.W, img.H, p)
-	var a, c [3]float32 // v' = v*a + c per model channel
+	a, c, src := p.affine()
+	p.fillPad(lb, dst, a, c)
+	if lb.NewW == img.W && lb.NewH == img.H {
+		// No resize: the bilinear taps are (i, 1) and (i+1, 0), so each
+		// value is the pixel itself; same result, without the arithmetic.
+		lut, inv := p.lut(a, c, src)
+		for y := 0; y < img.H; y++ {
+			row := img.Pix[3*y*img.W : 3*(y+1)*img.W]
+			base := (lb.Top+y)*p.Width + lb.Left
+			r := dst[inv[0]*plane+base : inv[0]*plane+base+img.W]
+			g := dst[inv[1]*plane+base : inv[1]*plane+base+img.W]
+			bl := dst[inv[2]*plane+base : inv[2]*plane+base+img.W]
+			for x := range r {
+				px := row[3*x : 3*x+3]
+				r[x] = lut[0][px[0]]
+				g[x] = lut[1][px[1]]
+				bl[x] = lut[2][px[2]]
+			}
+		}
+		return lb, nil
+	}
+	fillBilinear(img, dst, lb, p, src, a, c)
+	return lb, nil
+}
+
+// affine returns the per model channel v' = v*a + c and src, the RGB channel
+// feeding each model channel.
+func (p Preprocess) affine() (a, c [3]float32, src [3]int) {
 	for k := 0; k < 3; k++ {
 		a[k] = p.Scale / p.Std[k]
 		c[k] = -p.Mean[k] / p.Std[k]
 	}
-	// src[k] is the RGB channel feeding model channel k.
-	src := [3]int{0, 1, 2}
+	src = [3]int{0, 1, 2}
 	if p.BGR {
 		src = [3]int{2, 1, 0}
 	}
+	return a, c, src
+}
+
+// lut gives, indexed by RGB channel j and 8-bit value v, the model value
+// float32(v)*a[k] + c[k] of the model channel k = inv[j] that channel j
+// feeds (src[k] = j).
+func (p Preprocess) lut(a, c [3]float32, src [3]int) (t *[3][256]float32, inv [3]int) {
+	t = new([3][256]float32)
+	for k := 0; k < 3; k++ {
+		ak, ck := a[k], c[k]
+		inv[src[k]] = k
+		row := &t[src[k]]
+		for v := range row {
+			row[v] = float32(v)*ak + ck
+		}
+	}
+	return t, inv
+}
+
+// fillPad writes the letterbox border (Pad, scaled) around the image area.
+func (p Preprocess) fillPad(lb Letterbox, dst []float32, a, c [3]float32) {
+	plane := p.Width * p.Height
 	for k := 0; k < 3; k++ {
 		pad := p.Pad*a[k] + c[k]
 		out := dst[k*plane : (k+1)*plane]
@@ -171,25 +220,92 @@ func (p Preprocess) Fill(img RGB, dst []float32) (Letterbox, error) {
 			}
 		}
 	}
-	if lb.NewW == img.W && lb.NewH == img.H {
-		// No resize: the bilinear taps are (i, 1) and (i+1, 0), so each
-		// value is the pixel itself; same result, without the arithmetic.
-		for y := 0; y < img.H; y++ {
-			row := img.Pix[3*y*img.W : 3*(y+1)*img.W]
-			base := (lb.Top+y)*p.Width + lb.Left
-			for k := 0; k < 3; k++ {
-				s, ak, ck := src[k], a[k], c[k]
-				out := dst[k*plane+base : k*plane+base+img.W]
-				for x := range out {
-					v := float32(row[3*x+s])
-					out[x] = v*ak + ck
+}
+
+// fillYCbCr is Fill for a YCbCr image that needs no resize, converting
+// straight into dst (the values ToRGB then Fill give). ok is false, and dst
+// untouched, when the letterbox resizes the image; use ToRGB and Fill then.
+func (p Preprocess) fillYCbCr(m *image.YCbCr, dst []float32) (lb Letterbox, ok bool, err error) {
+	b := m.Rect
+	w, h := b.Dx(), b.Dy()
+	if w <= 0 || h <= 0 {
+		return Letterbox{}, false, nil
+	}
+	plane := p.Width * p.Height
+	if len(dst) < 3*plane {
+		return Letterbox{}, true, fmt.Errorf("detect: input buffer holds %d values, want %d", len(dst), 3*plane)
+	}
+	lb = NewLetterbox(w, h, p)
+	if lb.NewW != w || lb.NewH != h {
+		return lb, false, nil
+	}
+	a, c, src := p.affine()
+	p.fillPad(lb, dst, a, c)
+	lut, inv := p.lut(a, c, src)
+	tab := clampTable(a, c, src, lut)
+	// Chroma column of x: (x >> hs) - (Min.X >> hs), from the row's start.
+	hs := -1
+	switch m.SubsampleRatio {
+	case image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio440:
+		hs = 0
+	case image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420:
+		hs = 1
+	case image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410:
+		hs = 2
+	}
+	for y := 0; y < h; y++ {
+		base := (lb.Top+y)*p.Width + lb.Left
+		ro := dst[inv[0]*plane+base : inv[0]*plane+base+w]
+		gro := dst[inv[1]*plane+base : inv[1]*plane+base+w]
+		bo := dst[inv[2]*plane+base : inv[2]*plane+base+w]
+		if hs < 0 {
+			for x := 0; x < w; x++ {
+				yi := m.YOffset(b.Min.X+x, b.Min.Y+y)
+				ci := m.COffset(b.Min.X+x, b.Min.Y+y)
+				r, g, bb := color.YCbCrToRGB(m.Y[yi], m.Cb[ci], m.Cr[ci])
+				ro[x], gro[x], bo[x] = lut[0][r], lut[1][g], lut[2][bb]
+			}
+			continue
+		}
+		yrow := m.Y[m.YOffset(b.Min.X, b.Min.Y+y):][:w]
+		c0 := m.COffset(b.Min.X, b.Min.Y+y) - b.Min.X>>hs
+		t0, t1, t2 := &tab[0], &tab[1], &tab[2]
+		ro, gro, bo = ro[:len(yrow)], gro[:len(yrow)], bo[:len(yrow)]
+		if hs == 1 && b.Min.X%2 == 0 {
+			// Two pixels per chroma sample: its terms are computed once.
+			cb := m.Cb[c0+b.Min.X>>1:][:(w+1)/2]
+			cr := m.Cr[c0+b.Min.X>>1:][:len(cb)]
+			for j := range cb {
+				cb1 := int32(cb[j]) - 128
+				cr1 := int32(cr[j]) - 128
+				rc, gc, bc := 91881*cr1, -22554*cb1-46802*cr1, 116130*cb1
+				x := 2 * j
+				yy1 := int32(yrow[x]) * 0x10101
+				ro[x] = t0[((yy1+rc)>>16+tabOff)&tabMask]
+				gro[x] = t1[((yy1+gc)>>16+tabOff)&tabMask]
+				bo[x] = t2[((yy1+bc)>>16+tabOff)&tabMask]
+				if x+1 < len(yrow) {
+					yy1 = int32(yrow[x+1]) * 0x10101
+					ro[x+1] = t0[((yy1+rc)>>16+tabOff)&tabMask]
+					gro[x+1] = t1[((yy1+gc)>>16+tabOff)&tabMask]
+					bo[x+1] = t2[((yy1+bc)>>16+tabOff)&tabMask]
 				}
 			}
+			continue
 		}
-		return lb, nil
+		for x, yy := range yrow {
+			ci := c0 + (b.Min.X+x)>>hs
+			// color.YCbCrToRGB's arithmetic; the table clamps v>>16 to
+			// 0..255 as its branches do, and maps it to the model value.
+			yy1 := int32(yy) * 0x10101
+			cb1 := int32(m.Cb[ci]) - 128
+			cr1 := int32(m.Cr[ci]) - 128
+			ro[x] = t0[((yy1+91881*cr1)>>16+tabOff)&tabMask]
+			gro[x] = t1[((yy1-22554*cb1-46802*cr1)>>16+tabOff)&tabMask]
+			bo[x] = t2[((yy1+116130*cb1)>>16+tabOff)&tabMask]
+		}
 	}
-	fillBilinear(img, dst, lb, p, src, a, c)
-	return lb, nil
+	return lb, true, nil
 }
 
 // fillBilinear writes the resized image into dst (the general path of Fill).
@@ -244,4 +360,38 @@ func linearTaps(in, out int) []tap {
 		taps[o] = tap{i0: i0, i1: i1, w0: 1 - l, w1: l}
 	}
 	return taps
+}
+
+// The YCbCr conversion's intermediate v (color.YCbCrToRGB's 16.16 fixed
+// point value) has v>>16 in -227..481; index (v>>16 + tabOff) & tabMask.
+const (
+	tabOff  = 512
+	tabMask = 1023
+)
+
+// ycbcrTab maps, per RGB channel, v>>16 + tabOff to the model value of
+// clamp(v>>16, 0, 255).
+type ycbcrTab [3][tabMask + 1]float32
+
+type tabKey struct {
+	a, c [3]float32
+	src  [3]int
+}
+
+var clampTables sync.Map // tabKey -> *ycbcrTab
+
+// clampTable returns the ycbcrTab of lut (p.lut(a, c, src)), cached.
+func clampTable(a, c [3]float32, src [3]int, lut *[3][256]float32) *ycbcrTab {
+	k := tabKey{a, c, src}
+	if t, ok := clampTables.Load(k); ok {
+		return t.(*ycbcrTab)
+	}
+	t := new(ycbcrTab)
+	for j := range t {
+		for i := range t[j] {
+			t[j][i] = lut[j][min(255, max(0, i-tabOff))]
+		}
+	}
+	clampTables.Store(k, t)
+	return t
 }

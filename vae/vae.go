@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"hash/fnv"
 	"image"
+	"image/color"
 	"image/draw"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/kediff/kediff/onnx"
 )
@@ -236,7 +238,12 @@ func (e *Encoder) Encode(imgs []image.Image, keys []string) []Latent {
 
 func (e *Encoder) encodeBatch(imgs []image.Image, keys []string, idx []int, w, h int, out []Latent) {
 	n, plane := len(idx), 3*w*h
-	px := make([]float32, n*plane)
+	pxp := pxPool.Get().(*[]float32)
+	defer pxPool.Put(pxp)
+	if cap(*pxp) < n*plane {
+		*pxp = make([]float32, n*plane)
+	}
+	px := (*pxp)[:n*plane]
 	for j, i := range idx {
 		toSample(imgs[i], px[j*plane:(j+1)*plane])
 	}
@@ -309,23 +316,97 @@ func (e *Encoder) encodeBatch(imgs []image.Image, keys []string, idx []int, w, h
 	}
 }
 
+// sampleValue[v] is the sample value of the 8-bit channel value v,
+// float32(v)/127.5 - 1.
+var sampleValue = func() (t [256]float32) {
+	for i := range t {
+		t[i] = float32(i)/127.5 - 1
+	}
+	return t
+}()
+
+// pxPool holds encoder input buffers (*[]float32), reused across batches.
+var pxPool = sync.Pool{New: func() any { return new([]float32) }}
+
 // toSample writes img as [3, H, W] values in [-1, 1] (x / 127.5 - 1).
+// *image.YCbCr (what image/jpeg returns) is converted directly, with the
+// RGB values that drawing it into an RGBA gives (color.YCbCrToRGB).
 func toSample(img image.Image, dst []float32) {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
+	n := w * h
+	if m, ok := img.(*image.YCbCr); ok {
+		ycbcrSample(m, dst[:n], dst[n:2*n], dst[2*n:3*n])
+		return
+	}
 	rgba, ok := img.(*image.RGBA)
 	if !ok || rgba.Rect.Min != (image.Point{}) {
 		rgba = image.NewRGBA(image.Rect(0, 0, w, h))
 		draw.Draw(rgba, rgba.Rect, img, b.Min, draw.Src)
 	}
-	n := w * h
 	for y := range h {
-		row := rgba.Pix[y*rgba.Stride:]
+		row := rgba.Pix[y*rgba.Stride : y*rgba.Stride+4*w]
+		r, g, bl := dst[y*w:(y+1)*w], dst[n+y*w:n+(y+1)*w], dst[2*n+y*w:2*n+(y+1)*w]
 		for x := range w {
-			i := y*w + x
-			dst[i] = float32(row[4*x])/127.5 - 1
-			dst[n+i] = float32(row[4*x+1])/127.5 - 1
-			dst[2*n+i] = float32(row[4*x+2])/127.5 - 1
+			r[x] = sampleValue[row[4*x]]
+			g[x] = sampleValue[row[4*x+1]]
+			bl[x] = sampleValue[row[4*x+2]]
+		}
+	}
+}
+
+// ycbcrSample writes m's sample values as planes r, g, b of W*H values each.
+func ycbcrSample(m *image.YCbCr, r, g, bl []float32) {
+	b := m.Rect
+	w, h := b.Dx(), b.Dy()
+	// Chroma column of x: (x >> hs) - (Min.X >> hs), from the row's start.
+	hs := -1
+	switch m.SubsampleRatio {
+	case image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio440:
+		hs = 0
+	case image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420:
+		hs = 1
+	case image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410:
+		hs = 2
+	}
+	for y := range h {
+		ro, gro, bo := r[y*w:(y+1)*w], g[y*w:(y+1)*w], bl[y*w:(y+1)*w]
+		if hs < 0 {
+			for x := range w {
+				yi := m.YOffset(b.Min.X+x, b.Min.Y+y)
+				ci := m.COffset(b.Min.X+x, b.Min.Y+y)
+				rr, gg, bb := color.YCbCrToRGB(m.Y[yi], m.Cb[ci], m.Cr[ci])
+				ro[x], gro[x], bo[x] = sampleValue[rr], sampleValue[gg], sampleValue[bb]
+			}
+			continue
+		}
+		yrow := m.Y[m.YOffset(b.Min.X, b.Min.Y+y):][:w]
+		c0 := m.COffset(b.Min.X, b.Min.Y+y) - b.Min.X>>hs
+		for x, yy := range yrow {
+			ci := c0 + (b.Min.X+x)>>hs
+			yy1 := int32(yy) * 0x10101
+			cb1 := int32(m.Cb[ci]) - 128
+			cr1 := int32(m.Cr[ci]) - 128
+			// color.YCbCrToRGB, inlined.
+			r := yy1 + 91881*cr1
+			if uint32(r)&0xff000000 == 0 {
+				r >>= 16
+			} else {
+				r = ^(r >> 31)
+			}
+			g := yy1 - 22554*cb1 - 46802*cr1
+			if uint32(g)&0xff000000 == 0 {
+				g >>= 16
+			} else {
+				g = ^(g >> 31)
+			}
+			bb := yy1 + 116130*cb1
+			if uint32(bb)&0xff000000 == 0 {
+				bb >>= 16
+			} else {
+				bb = ^(bb >> 31)
+			}
+			ro[x], gro[x], bo[x] = sampleValue[uint8(r)], sampleValue[uint8(g)], sampleValue[uint8(bb)]
 		}
 	}
 }
