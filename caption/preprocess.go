@@ -4,11 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
-	"image/color"
 	"image/draw"
 	"math"
 	"os"
 	"sync"
+
+	"github.com/kediff/kediff/onnx"
 )
 
 // Preprocessor turns images into the encoder's pixel_values as a Hugging Face
@@ -259,7 +260,7 @@ func planarInto(img image.Image, out []float32) []float32 {
 	w, h := b.Dx(), b.Dy()
 	n := w * h
 	if m, ok := img.(*image.YCbCr); ok {
-		ycbcrPlanes(m, out[:n], out[n:2*n], out[2*n:3*n])
+		onnx.YCbCrPlanes(m, &onnx.Identity, out[:n], out[n:2*n], out[2*n:3*n])
 		return out
 	}
 	rgba, ok := img.(*image.RGBA)
@@ -277,63 +278,6 @@ func planarInto(img image.Image, out []float32) []float32 {
 		}
 	}
 	return out
-}
-
-// ycbcrPlanes writes m's RGB values (color.YCbCrToRGB, which is what drawing
-// it into an RGBA gives) as float32 planes r, g, b of W*H values each.
-func ycbcrPlanes(m *image.YCbCr, r, g, bl []float32) {
-	b := m.Rect
-	w, h := b.Dx(), b.Dy()
-	// Chroma column of x: (x >> hs) - (Min.X >> hs), from the row's start.
-	hs := -1
-	switch m.SubsampleRatio {
-	case image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio440:
-		hs = 0
-	case image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420:
-		hs = 1
-	case image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410:
-		hs = 2
-	}
-	for y := range h {
-		ro, gro, bo := r[y*w:(y+1)*w], g[y*w:(y+1)*w], bl[y*w:(y+1)*w]
-		if hs < 0 {
-			for x := range w {
-				yi := m.YOffset(b.Min.X+x, b.Min.Y+y)
-				ci := m.COffset(b.Min.X+x, b.Min.Y+y)
-				rr, gg, bb := color.YCbCrToRGB(m.Y[yi], m.Cb[ci], m.Cr[ci])
-				ro[x], gro[x], bo[x] = float32(rr), float32(gg), float32(bb)
-			}
-			continue
-		}
-		yrow := m.Y[m.YOffset(b.Min.X, b.Min.Y+y):][:w]
-		c0 := m.COffset(b.Min.X, b.Min.Y+y) - b.Min.X>>hs
-		for x, yy := range yrow {
-			ci := c0 + (b.Min.X+x)>>hs
-			yy1 := int32(yy) * 0x10101
-			cb1 := int32(m.Cb[ci]) - 128
-			cr1 := int32(m.Cr[ci]) - 128
-			// color.YCbCrToRGB, inlined.
-			r := yy1 + 91881*cr1
-			if uint32(r)&0xff000000 == 0 {
-				r >>= 16
-			} else {
-				r = ^(r >> 31)
-			}
-			g := yy1 - 22554*cb1 - 46802*cr1
-			if uint32(g)&0xff000000 == 0 {
-				g >>= 16
-			} else {
-				g = ^(g >> 31)
-			}
-			bb := yy1 + 116130*cb1
-			if uint32(bb)&0xff000000 == 0 {
-				bb >>= 16
-			} else {
-				bb = ^(bb >> 31)
-			}
-			ro[x], gro[x], bo[x] = float32(uint8(r)), float32(uint8(g)), float32(uint8(bb))
-		}
-	}
 }
 
 // resizePlanes resamples 3 planes from sw x sh to dw x dh with a triangle

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"image"
-	"image/color"
 	"image/draw"
 	"math"
 	"math/rand/v2"
@@ -336,7 +335,7 @@ func toSample(img image.Image, dst []float32) {
 	w, h := b.Dx(), b.Dy()
 	n := w * h
 	if m, ok := img.(*image.YCbCr); ok {
-		ycbcrSample(m, dst[:n], dst[n:2*n], dst[2*n:3*n])
+		onnx.YCbCrPlanes(m, &sampleValue, dst[:n], dst[n:2*n], dst[2*n:3*n])
 		return
 	}
 	rgba, ok := img.(*image.RGBA)
@@ -351,62 +350,6 @@ func toSample(img image.Image, dst []float32) {
 			r[x] = sampleValue[row[4*x]]
 			g[x] = sampleValue[row[4*x+1]]
 			bl[x] = sampleValue[row[4*x+2]]
-		}
-	}
-}
-
-// ycbcrSample writes m's sample values as planes r, g, b of W*H values each.
-func ycbcrSample(m *image.YCbCr, r, g, bl []float32) {
-	b := m.Rect
-	w, h := b.Dx(), b.Dy()
-	// Chroma column of x: (x >> hs) - (Min.X >> hs), from the row's start.
-	hs := -1
-	switch m.SubsampleRatio {
-	case image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio440:
-		hs = 0
-	case image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420:
-		hs = 1
-	case image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410:
-		hs = 2
-	}
-	for y := range h {
-		ro, gro, bo := r[y*w:(y+1)*w], g[y*w:(y+1)*w], bl[y*w:(y+1)*w]
-		if hs < 0 {
-			for x := range w {
-				yi := m.YOffset(b.Min.X+x, b.Min.Y+y)
-				ci := m.COffset(b.Min.X+x, b.Min.Y+y)
-				rr, gg, bb := color.YCbCrToRGB(m.Y[yi], m.Cb[ci], m.Cr[ci])
-				ro[x], gro[x], bo[x] = sampleValue[rr], sampleValue[gg], sampleValue[bb]
-			}
-			continue
-		}
-		yrow := m.Y[m.YOffset(b.Min.X, b.Min.Y+y):][:w]
-		c0 := m.COffset(b.Min.X, b.Min.Y+y) - b.Min.X>>hs
-		for x, yy := range yrow {
-			ci := c0 + (b.Min.X+x)>>hs
-			yy1 := int32(yy) * 0x10101
-			cb1 := int32(m.Cb[ci]) - 128
-			cr1 := int32(m.Cr[ci]) - 128
-			// color.YCbCrToRGB, inlined.
-			r := yy1 + 91881*cr1
-			if uint32(r)&0xff000000 == 0 {
-				r >>= 16
-			} else {
-				r = ^(r >> 31)
-			}
-			g := yy1 - 22554*cb1 - 46802*cr1
-			if uint32(g)&0xff000000 == 0 {
-				g >>= 16
-			} else {
-				g = ^(g >> 31)
-			}
-			bb := yy1 + 116130*cb1
-			if uint32(bb)&0xff000000 == 0 {
-				bb >>= 16
-			} else {
-				bb = ^(bb >> 31)
-			}
-			ro[x], gro[x], bo[x] = sampleValue[uint8(r)], sampleValue[uint8(g)], sampleValue[uint8(bb)]
 		}
 	}
 }
