@@ -3,7 +3,6 @@ package shards
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -161,12 +160,12 @@ func scanTar(ctx context.Context, r io.Reader, opt ReadOptions, e *emitter) erro
 			}
 			continue
 		}
-		var buf bytes.Buffer
-		buf.Grow(int(min(hdr.Size, 1<<20)))
-		if _, err := buf.ReadFrom(tr); err != nil {
+		// The header gives the size: one allocation of exactly that, where a
+		// growing buffer would reallocate and copy each image at least once.
+		data := make([]byte, hdr.Size)
+		if _, err := io.ReadFull(tr, data); err != nil {
 			return tarBroken(e, &cur, name, err)
 		}
-		data := buf.Bytes()
 		switch kind {
 		case "image":
 			cur.s.Image, cur.s.ImageName, cur.s.HasImage = data, path.Base(name), true
