@@ -37,7 +37,7 @@ type mark struct {
 const rateWindow = 10
 
 func newProgress(p *Pipeline, w io.Writer, interval time.Duration) *progress {
-	tty := isTerminal(w)
+	tty := IsTerminal(w)
 	if interval <= 0 {
 		interval = 10 * time.Second
 		if tty {
@@ -47,9 +47,10 @@ func newProgress(p *Pipeline, w io.Writer, interval time.Duration) *progress {
 	return &progress{p: p, w: w, tty: tty, interval: interval, quit: make(chan struct{})}
 }
 
-// isTerminal reports whether w is a character device, without importing a
-// terminal package.
-func isTerminal(w io.Writer) bool {
+// IsTerminal reports whether w is a character device, without importing a
+// terminal package. Progress output rewrites its line there and prints plain
+// lines elsewhere (log files, batch systems).
+func IsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false

@@ -140,14 +140,14 @@ func TestProgressRewritesLineOnTerminal(t *testing.T) {
 }
 
 func TestIsTerminal(t *testing.T) {
-	if isTerminal(&bytes.Buffer{}) {
+	if IsTerminal(&bytes.Buffer{}) {
 		t.Error("a bytes.Buffer is not a terminal")
 	}
 	f, err := openTemp(t)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if isTerminal(f) {
+	if IsTerminal(f) {
 		t.Error("a regular file is not a terminal")
 	}
 }

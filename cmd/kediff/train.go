@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kediff/kediff/stages"
 	"github.com/kediff/kediff/train"
 )
 
@@ -82,16 +83,27 @@ func runTrain(ctx context.Context, args []string) error {
 	}
 	if !*quiet {
 		start, first := time.Now(), t.State.Step
+		// On a terminal the bar rewrites one line every step; in a log file
+		// (batch jobs) it prints a plain line about every 5% of the run.
+		tty := stages.IsTerminal(os.Stderr)
+		every := max(1, cfg.Steps/20)
 		t.OnStep = func(m train.Metrics) {
+			if !tty && m.Step%every != 0 && m.Step != cfg.Steps {
+				return
+			}
 			const w = 30
 			done := m.Step * w / cfg.Steps
 			eta := time.Duration(0)
 			if m.Step > first {
 				eta = time.Since(start) / time.Duration(m.Step-first) * time.Duration(cfg.Steps-m.Step)
 			}
-			fmt.Fprintf(os.Stderr, "\r[%s%s] %d/%d loss %.4f grad %.3f lr %.2e %.1f samples/s eta %s ",
-				strings.Repeat("#", done), strings.Repeat(".", w-done), m.Step, cfg.Steps, m.Loss, m.GradNorm, m.LR, m.SamplesPerS, eta.Round(time.Second))
-			if m.Step == cfg.Steps {
+			prefix, end := "\r", " "
+			if !tty {
+				prefix, end = "", "\n"
+			}
+			fmt.Fprintf(os.Stderr, "%s[%s%s] %d/%d loss %.4f grad %.3f lr %.2e %.1f samples/s eta %s%s", prefix,
+				strings.Repeat("#", done), strings.Repeat(".", w-done), m.Step, cfg.Steps, m.Loss, m.GradNorm, m.LR, m.SamplesPerS, eta.Round(time.Second), end)
+			if tty && m.Step == cfg.Steps {
 				fmt.Fprintln(os.Stderr)
 			}
 		}
