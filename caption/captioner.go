@@ -293,34 +293,23 @@ func (c *Captioner) GenerateEach(imgs []image.Image, s Search) []Result {
 		s.LengthPenalty = c.search.LengthPenalty
 	}
 	res := make([]Result, len(imgs))
-	// Group images by their pixel_values size; each group runs in batches.
-	type size struct{ w, h int }
-	groups := map[size][]int{}
-	var order []size
-	for i, img := range imgs {
+	// Images of one pixel_values size run together, in batches.
+	onnx.BatchesBySize(len(imgs), c.batch, func(i int) (int, int, bool) {
+		img := imgs[i]
 		if img == nil || img.Bounds().Empty() {
 			res[i].Err = fmt.Errorf("image is nil or empty")
-			continue
+			return 0, 0, false
 		}
 		w, h := c.pre.OutputSize(img.Bounds().Dx(), img.Bounds().Dy())
 		if (c.inW >= 0 && int64(w) != c.inW) || (c.inH >= 0 && int64(h) != c.inH) {
 			res[i].Err = fmt.Errorf("image of %dx%d gives pixel_values of %dx%d, but %s takes %dx%d; enable do_resize in %s",
 				img.Bounds().Dx(), img.Bounds().Dy(), w, h, EncoderFile, c.inW, c.inH, PreprocessorFile)
-			continue
+			return 0, 0, false
 		}
-		k := size{w, h}
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], i)
-	}
-	for _, k := range order {
-		idx := groups[k]
-		for lo := 0; lo < len(idx); lo += c.batch {
-			batch := idx[lo:min(lo+c.batch, len(idx))]
-			c.generateBatch(imgs, batch, k.w, k.h, s, res)
-		}
-	}
+		return w, h, true
+	}, func(batch []int, w, h int) {
+		c.generateBatch(imgs, batch, w, h, s, res)
+	})
 	return res
 }
 

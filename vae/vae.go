@@ -203,35 +203,25 @@ func (e *Encoder) Close() error { return e.s.Close() }
 // model's static input size, or whose latent is not finite gets an Err.
 func (e *Encoder) Encode(imgs []image.Image, keys []string) []Latent {
 	out := make([]Latent, len(imgs))
-	type size struct{ w, h int }
-	groups := map[size][]int{}
-	var order []size
-	for i, img := range imgs {
+	onnx.BatchesBySize(len(imgs), e.opt.BatchSize, func(i int) (int, int, bool) {
+		img := imgs[i]
 		if img == nil || img.Bounds().Empty() {
 			out[i].Err = errors.New("image is nil or empty")
-			continue
+			return 0, 0, false
 		}
 		w, h := img.Bounds().Dx(), img.Bounds().Dy()
 		if w%8 != 0 || h%8 != 0 {
 			out[i].Err = fmt.Errorf("image is %dx%d; the autoencoder needs sides that are multiples of 8 (resize or crop it first)", w, h)
-			continue
+			return 0, 0, false
 		}
 		if (e.inW >= 0 && int64(w) != e.inW) || (e.inH >= 0 && int64(h) != e.inH) {
 			out[i].Err = fmt.Errorf("image is %dx%d, but %s takes only %dx%d", w, h, e.s.Name(), e.inW, e.inH)
-			continue
+			return 0, 0, false
 		}
-		k := size{w, h}
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], i)
-	}
-	for _, k := range order {
-		idx := groups[k]
-		for lo := 0; lo < len(idx); lo += e.opt.BatchSize {
-			e.encodeBatch(imgs, keys, idx[lo:min(lo+e.opt.BatchSize, len(idx))], k.w, k.h, out)
-		}
-	}
+		return w, h, true
+	}, func(batch []int, w, h int) {
+		e.encodeBatch(imgs, keys, batch, w, h, out)
+	})
 	return out
 }
 
