@@ -15,10 +15,12 @@ typedef void (*kd_sgemm_fn)(int, int, int, int, int, int, float, const float *, 
 typedef void (*kd_dgemm_fn)(int, int, int, int, int, int, double, const double *, int,
                             const double *, int, double, double *, int);
 typedef int (*kd_nthreads_fn)(void);
+typedef char *(*kd_corename_fn)(void);
 
 static kd_sgemm_fn kd_sgemm_p;
 static kd_dgemm_fn kd_dgemm_p;
 static kd_nthreads_fn kd_nthreads_p;
+static kd_corename_fn kd_corename_p;
 
 static int kd_blas_open(const char *path) {
 	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -26,12 +28,15 @@ static int kd_blas_open(const char *path) {
 	kd_sgemm_p = (kd_sgemm_fn)dlsym(h, "cblas_sgemm");
 	kd_dgemm_p = (kd_dgemm_fn)dlsym(h, "cblas_dgemm");
 	kd_nthreads_p = (kd_nthreads_fn)dlsym(h, "openblas_get_num_threads");
+	kd_corename_p = (kd_corename_fn)dlsym(h, "openblas_get_corename");
 	return kd_sgemm_p != NULL && kd_dgemm_p != NULL;
 }
 
 static const char *kd_blas_error(void) { return dlerror(); }
 
 static int kd_blas_threads(void) { return kd_nthreads_p ? kd_nthreads_p() : 0; }
+
+static const char *kd_blas_core(void) { return kd_corename_p ? kd_corename_p() : ""; }
 
 // CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112.
 static void kd_sgemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
@@ -62,6 +67,11 @@ func openBLAS(path string) (threads int, err error) {
 	}
 	return int(C.kd_blas_threads()), nil
 }
+
+// blasCore is the kernel set OpenBLAS picked (openblas_get_corename), or "".
+// OpenBLAS chooses it once, at load: from $OPENBLAS_CORETYPE when set, else
+// by CPUID (0.3.21 picks Cooperlake, its AVX-512 kernels, on AMD Zen 4/5).
+func blasCore() string { return C.GoString(C.kd_blas_core()) }
 
 func b2i(b bool) C.int {
 	if b {

@@ -7,6 +7,8 @@ import "errors"
 // Without cgo there is no dlopen: GEMM always uses the pure-Go kernel.
 func openBLAS(string) (int, error) { return 0, errors.New("built without cgo") }
 
+func blasCore() string { return "" }
+
 func blasSgemm(ta, tb bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	panic("kernels: blasSgemm without cgo")
 }

@@ -20,7 +20,8 @@
 // convolution, linear layer and attention product in the forward pass at
 // 2 FLOPs per multiply-add, times 3 for forward + backward (input and weight
 // gradients); normalisation, activations, the loss and AdamW are not counted.
-// The machine's sgemm rate is measured in the same run through kernels.Gemm
+// Both processes use the same OpenBLAS kernel set (OPENBLAS_CORETYPE is passed
+// on; each side prints the core it runs). The machine's sgemm rate is measured in the same run through kernels.Gemm
 // (OpenBLAS when loaded) at M = N = K = 1024.
 package main
 
@@ -84,7 +85,7 @@ func run(B, warmup, rounds, steps int, config, python, ref, dir, profile string,
 	}
 	threads := runtime.GOMAXPROCS(0)
 	fmt.Printf("machine: %s, %d cores, GOMAXPROCS %d; GEMM: %s\n", cpuModel(), runtime.NumCPU(), threads, kernels.GEMMBackend())
-	if !strings.Contains(kernels.GEMMBackend(), fmt.Sprintf(", %d threads)", threads)) {
+	if !strings.Contains(kernels.GEMMBackend(), fmt.Sprintf(", %d threads", threads)) {
 		log.Printf("warning: Go's GEMM threads differ from GOMAXPROCS %d (set OPENBLAS_NUM_THREADS=%d); PyTorch gets %d", threads, threads, threads)
 	}
 
@@ -113,7 +114,10 @@ func run(B, warmup, rounds, steps int, config, python, ref, dir, profile string,
 			return err
 		}
 		defer torch.close()
-		fmt.Printf("pytorch: %s, %.2fM parameters, %d threads\n", torch.info.Torch, float64(torch.info.Params)/1e6, torch.info.Threads)
+		fmt.Printf("pytorch: %s, %.2fM parameters, %d threads, OpenBLAS core %s\n", torch.info.Torch, float64(torch.info.Params)/1e6, torch.info.Threads, torch.info.BLASCore)
+		if core := kernels.OpenBLASCore(); core != "" && torch.info.BLASCore != core {
+			log.Printf("warning: OpenBLAS kernel sets differ: go %s, pytorch %s", core, torch.info.BLASCore)
+		}
 		if torch.info.Params != m.NumParams() {
 			return fmt.Errorf("parameter counts differ: go %d, pytorch %d", m.NumParams(), torch.info.Params)
 		}
@@ -346,13 +350,20 @@ type torchProc struct {
 		Params  int    `json:"params"`
 		Threads int    `json:"threads"`
 		Torch   string `json:"torch"`
+		// BLASCore is openblas_get_corename() in the PyTorch process.
+		BLASCore string `json:"blas_core"`
 	}
 }
 
 func startTorch(python, ref, config, inputs string, threads int) (*torchProc, error) {
 	cmd := exec.Command(python, ref, "bench", config, inputs, fmt.Sprint(threads))
-	// OpenBLAS (under torch) and OpenMP get the same thread count as Go.
+	// OpenBLAS (under torch) and OpenMP get the same thread count as Go, and
+	// OpenBLAS the same kernel set (OpenBLAS chooses it at load, from
+	// OPENBLAS_CORETYPE or CPUID), so both sides' matrix products run the same code.
 	cmd.Env = append(os.Environ(), fmt.Sprintf("OMP_NUM_THREADS=%d", threads), fmt.Sprintf("OPENBLAS_NUM_THREADS=%d", threads))
+	if core := kernels.OpenBLASCore(); core != "" {
+		cmd.Env = append(cmd.Env, "OPENBLAS_CORETYPE="+core)
+	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

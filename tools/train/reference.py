@@ -457,6 +457,17 @@ def check(d):
         sys.exit(1)
 
 
+def openblas_core():
+    """The kernel set of the OpenBLAS that torch loaded (Debian links it), or "?"."""
+    import ctypes
+    try:
+        f = ctypes.CDLL("libopenblas.so.0").openblas_get_corename
+    except (OSError, AttributeError):
+        return "?"
+    f.restype = ctypes.c_char_p
+    return f().decode()
+
+
 def bench(cfg_path, inputs, threads):
     """Time full training steps; driven over stdin by bench/train (Go)."""
     import time
@@ -473,7 +484,7 @@ def bench(cfg_path, inputs, threads):
     opt = th.optim.AdamW(model.parameters(), lr=0.9e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
     nparams = sum(p.numel() for p in model.parameters())
     print(json.dumps({"ready": True, "params": nparams, "threads": th.get_num_threads(),
-                      "torch": th.__version__}), flush=True)
+                      "torch": th.__version__, "blas_core": openblas_core()}), flush=True)
     for line in sys.stdin:
         line = line.strip()
         if not line:
