@@ -103,10 +103,7 @@ func Preprocess(ctx context.Context, opt PreprocessOptions) (Summary, error) {
 	if err := cfg.validate(); err != nil {
 		return sum, fmt.Errorf("config: %w", err)
 	}
-	imgOpt, err := imageOptions(cfg.Image)
-	if err != nil {
-		return sum, err
-	}
+	imgOpt := cfg.Image.Options()
 	if _, err := imaging.NewProcessor(imgOpt); err != nil {
 		return sum, fmt.Errorf("config image: %w", err)
 	}
@@ -184,7 +181,11 @@ func run(ctx context.Context, opt PreprocessOptions, cfg Config, imgOpt imaging.
 		Queue:    cfg.Workers.Queue,
 	})
 
+	// Image bytes travel in recycled buffers: the reader fills them, the
+	// image stage returns the input's, the sink the encoded one's.
+	bufs := &shards.BufferPool{}
 	readOpt := shards.ReadOptions{
+		Buffers:        bufs,
 		MaxMemberBytes: cfg.Read.MaxMemberBytes,
 		ImageColumn:    cfg.Read.ImageColumn,
 		CaptionColumn:  cfg.Read.CaptionColumn,
@@ -250,6 +251,8 @@ func run(ctx context.Context, opt PreprocessOptions, cfg Config, imgOpt imaging.
 		defer procs.Put(proc)
 		s := &it.sample
 		res, err := proc.Process(s.Image)
+		bufs.Put(s.Image)
+		s.Image = nil
 		if err != nil {
 			var rej *imaging.Reject
 			if errors.As(err, &rej) {
@@ -258,7 +261,8 @@ func run(ctx context.Context, opt PreprocessOptions, cfg Config, imgOpt imaging.
 			}
 			return nil, fmt.Errorf("%s: %w", s.Source, err)
 		}
-		encoded := append([]byte(nil), res.Encoded...) // res.Encoded is the processor's buffer
+		encoded := bufs.Get(len(res.Encoded)) // res.Encoded is the processor's buffer
+		copy(encoded, res.Encoded)
 		it.row = &shards.Row{
 			Key:            s.Key,
 			Caption:        s.Caption,
@@ -273,7 +277,6 @@ func run(ctx context.Context, opt PreprocessOptions, cfg Config, imgOpt imaging.
 			Source:         s.Source,
 			Meta:           string(s.Meta),
 		}
-		s.Image = nil
 		if ms.any() {
 			// Decoded once here, in parallel, for every model stage.
 			img, err := decodeStored(encoded)
@@ -308,7 +311,7 @@ func run(ctx context.Context, opt PreprocessOptions, cfg Config, imgOpt imaging.
 
 	latents := addVAEStage(p, tagged, &cfg, ms)
 
-	w := newShardSink(out, md, shards.WriterOptions{RowGroupRows: cfg.Output.RowGroupRows}, cfg.Hash(), todo)
+	w := newShardSink(out, md, shards.WriterOptions{RowGroupRows: cfg.Output.RowGroupRows}, cfg.Hash(), todo, bufs)
 	w.estimate = p.SetTotal
 	stages.Sink(p, "write", latents, 1, w.put)
 
@@ -340,7 +343,8 @@ func firstModelStage(ms *models) string {
 	return stageVAE
 }
 
-func imageOptions(c ImageConfig) (imaging.Options, error) {
+// Options is the imaging package's form of the image section.
+func (c ImageConfig) Options() imaging.Options {
 	return imaging.Options{
 		Size:            c.Size,
 		Mode:            imaging.Mode(c.ResizeMode),
@@ -350,5 +354,5 @@ func imageOptions(c ImageConfig) (imaging.Options, error) {
 		MaxDecodePixels: c.MaxDecodePixels,
 		Format:          c.Format,
 		Quality:         c.Quality,
-	}, nil
+	}
 }

@@ -21,6 +21,7 @@ type shardSink struct {
 	wopt       shards.WriterOptions
 	configHash string
 	inputs     map[string]shards.Input // by shard ID
+	bufs       *shards.BufferPool      // takes back written rows' image bytes
 
 	shards map[string]*openShard
 	// estimate, when set, receives the expected number of samples of the run,
@@ -40,8 +41,8 @@ type openShard struct {
 	started time.Time
 }
 
-func newShardSink(out *blob.Bucket, md shards.Metadata, wopt shards.WriterOptions, configHash string, inputs []shards.Input) *shardSink {
-	k := &shardSink{out: out, md: md, wopt: wopt, configHash: configHash,
+func newShardSink(out *blob.Bucket, md shards.Metadata, wopt shards.WriterOptions, configHash string, inputs []shards.Input, bufs *shards.BufferPool) *shardSink {
+	k := &shardSink{out: out, md: md, wopt: wopt, configHash: configHash, bufs: bufs,
 		inputs: map[string]shards.Input{}, shards: map[string]*openShard{}}
 	for _, in := range inputs {
 		k.inputs[in.ID] = in
@@ -101,7 +102,13 @@ func (k *shardSink) write(sh *openShard, it *item) error {
 		return sh.w.WriteReject(it.reject)
 	}
 	k.written++
-	return sh.w.Write(it.row)
+	if err := sh.w.Write(it.row); err != nil {
+		return err
+	}
+	// The writer has copied the encoded image into its column buffer.
+	k.bufs.Put(it.row.Image.Bytes)
+	it.row.Image.Bytes = nil
+	return nil
 }
 
 func (k *shardSink) finish(id string, sh *openShard) error {

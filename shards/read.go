@@ -47,6 +47,10 @@ type ReadOptions struct {
 	// auto-detection. ImageColumn may name a binary column ("jpg") or a
 	// struct with a "bytes" field ("image").
 	CaptionColumn, ImageColumn, KeyColumn string
+	// Buffers, if set, supplies the buffers of tar members' image bytes;
+	// the consumer hands each Sample.Image back with Buffers.Put once done
+	// with it. Nil allocates a new buffer for every image.
+	Buffers *BufferPool
 }
 
 func (o ReadOptions) maxBytes() int64 {

@@ -25,7 +25,10 @@ func readTar(ctx context.Context, in Input, opt ReadOptions, e *emitter) error {
 		return blobError("input "+in.URL, err)
 	}
 	defer r.Close()
-	src := &stickyReader{r: bufio.NewReaderSize(r, 1<<20)}
+	// A small buffer: tar headers and captions come through it, while
+	// io.ReadFull of a larger image member reads mostly straight into the
+	// member's buffer, not through a second copy.
+	src := &stickyReader{r: bufio.NewReaderSize(r, 16<<10)}
 	var tr io.Reader = src
 	if lk := strings.ToLower(key); strings.HasSuffix(lk, ".gz") || strings.HasSuffix(lk, ".tgz") {
 		zr, err := gzip.NewReader(src)
@@ -162,7 +165,12 @@ func scanTar(ctx context.Context, r io.Reader, opt ReadOptions, e *emitter) erro
 		}
 		// The header gives the size: one allocation of exactly that, where a
 		// growing buffer would reallocate and copy each image at least once.
-		data := make([]byte, hdr.Size)
+		var data []byte
+		if kind == "image" {
+			data = opt.Buffers.Get(int(hdr.Size))
+		} else {
+			data = make([]byte, hdr.Size)
+		}
 		if _, err := io.ReadFull(tr, data); err != nil {
 			return tarBroken(e, &cur, name, err)
 		}

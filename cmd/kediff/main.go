@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -54,11 +55,35 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := cmd.run(ctx, os.Args[2:]); err != nil {
+	stopProfile := startProfile(os.Getenv("KEDIFF_CPUPROFILE"))
+	err := cmd.run(ctx, os.Args[2:])
+	stopProfile()
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(2)
 		}
 		fmt.Fprintf(os.Stderr, "kediff %s: %v\n", os.Args[1], err)
 		os.Exit(1)
+	}
+}
+
+// startProfile writes a CPU profile of the whole command to path (from
+// KEDIFF_CPUPROFILE; empty: none), for "go tool pprof". It returns the
+// function that finishes the file.
+func startProfile(path string) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kediff: KEDIFF_CPUPROFILE: %v\n", err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
 	}
 }
