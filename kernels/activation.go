@@ -6,7 +6,13 @@ import "math"
 func elementwise(n int, f func(lo, hi int)) { parallelFor(n, grainFor(8), f) }
 
 // SiLUForward: out[i] = x * sigmoid(x) over n elements (nn.SiLU).
+// Float32 runs the vectorised C kernels of simd.c when built with cgo; the
+// loops below are the reference, the float64 path and the CGO_ENABLED=0 path.
 func SiLUForward[F Float](out, inp []F, n int) {
+	if o, in, ok := f32s(out, inp); ok {
+		elementwise(n, func(lo, hi int) { simdSiLUForward(o[lo:hi], in[lo:hi]) })
+		return
+	}
 	f32 := isFloat32[F]()
 	elementwise(n, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -18,6 +24,11 @@ func SiLUForward[F Float](out, inp []F, n int) {
 
 // SiLUBackward: dinp += dout * sig(x) * (1 + x*(1-sig(x))).
 func SiLUBackward[F Float](dinp, dout, inp []F, n int) {
+	if dx, in, ok := f32s(dinp, inp); ok {
+		dy := any(dout).([]float32)
+		elementwise(n, func(lo, hi int) { simdSiLUBackward(dx[lo:hi], dy[lo:hi], in[lo:hi]) })
+		return
+	}
 	f32 := isFloat32[F]()
 	elementwise(n, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -31,6 +42,10 @@ func SiLUBackward[F Float](dinp, dout, inp []F, n int) {
 // GELUForward is the exact erf GELU, x * Phi(x), which nn.GELU() computes by
 // default (approximate='none'); GLIDE's text transformer (xf.py MLP) uses it.
 func GELUForward[F Float](out, inp []F, n int) {
+	if o, in, ok := f32s(out, inp); ok {
+		elementwise(n, func(lo, hi int) { simdGELUForward(o[lo:hi], in[lo:hi]) })
+		return
+	}
 	elementwise(n, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			x := float64(inp[i])
@@ -41,6 +56,11 @@ func GELUForward[F Float](out, inp []F, n int) {
 
 // GELUBackward: dinp += dout * (Phi(x) + x*phi(x)).
 func GELUBackward[F Float](dinp, dout, inp []F, n int) {
+	if dx, in, ok := f32s(dinp, inp); ok {
+		dy := any(dout).([]float32)
+		elementwise(n, func(lo, hi int) { simdGELUBackward(dx[lo:hi], dy[lo:hi], in[lo:hi]) })
+		return
+	}
 	const invSqrt2Pi = 0.3989422804014327
 	elementwise(n, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -50,6 +70,19 @@ func GELUBackward[F Float](dinp, dout, inp []F, n int) {
 			dinp[i] += F(float64(dout[i]) * (cdf + x*pdf))
 		}
 	})
+}
+
+// f32s returns a and b as []float32 when F is float32 and the SIMD kernels
+// are available (cgo), for the ops that hand float32 work to simd.c.
+func f32s[F Float](a, b []F) ([]float32, []float32, bool) {
+	if simdLevel < 0 {
+		return nil, nil, false
+	}
+	x, ok := any(a).([]float32)
+	if !ok {
+		return nil, nil, false
+	}
+	return x, any(b).([]float32), true
 }
 
 // dropoutKeep decides element i's fate from (seed, i) alone: a counter-based
@@ -131,6 +164,20 @@ func softmaxRow[F Float](y, x, scale, mask []F, alpha float64) {
 	}
 	if math.IsInf(maxv, -1) {
 		clear(y)
+		return
+	}
+	if y32, _, ok := f32s(y, y); ok {
+		if mask != nil {
+			for j := range y32 {
+				if mask[j] == 0 {
+					y32[j] = float32(math.Inf(-1)) // exp gives exactly 0
+				}
+			}
+		}
+		inv := float32(1 / simdExpShift(y32, float32(maxv)))
+		for j := range y32 {
+			y32[j] *= inv
+		}
 		return
 	}
 	f32 := isFloat32[F]()

@@ -1,0 +1,134 @@
+//go:build cgo
+
+// Vectorised float32 elementwise kernels (SiLU, GELU, softmax's exp) for
+// simd_cgo.go. The loops in simd.h are compiled three times: for AVX-512
+// (F/BW/DQ/VL, 16 floats a vector), for AVX2+FMA (8), and for the build's
+// baseline; kd_simd_init picks one by CPUID. The exp and erfc here are the
+// usual float32 approximations (Cephes expf; Numerical Recipes' erfcc), both
+// within about 2 ulp of float32 rounding; the generic Go kernels stay the
+// reference and the float64 path.
+
+#include <stddef.h>
+#include <string.h>
+
+// The loops vectorise only at -O3 and, for the clamps and selects without
+// AVX-512 masks, with -fno-trapping-math (cgo does not accept that flag).
+// These kernels never rely on floating-point exceptions.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3", "no-trapping-math")
+#endif
+
+// kd_expf is exp(x) for float32: x = k*ln2 + r, |r| <= ln2/2, a degree-7
+// polynomial for e^r (Cephes expf) and 2^k from the exponent bits, applied as
+// 2^(k-1) * 2 so that results up to FLT_MAX stay finite. Inputs below -87 give
+// 0 (the true result is below 2^-125; a softmax key with logit -inf gets
+// exactly 0), inputs above ln(FLT_MAX) give +Inf, NaN gives NaN.
+static inline float kd_expf(float x) {
+	float xc = x < -87.0f ? -87.0f : x;
+	xc = xc > 88.72283f ? 88.72283f : xc;
+	float t = xc * 1.44269504088896341f + 12582912.0f; // 1.5*2^23: round to nearest
+	float k = t - 12582912.0f;
+	int ki;
+	memcpy(&ki, &t, 4);
+	ki -= 0x4B400000;
+	float r = xc - k * 0.693359375f;
+	r = r - k * -2.12194440e-4f;
+	float p = 1.9875691500e-4f;
+	p = p * r + 1.3981999507e-3f;
+	p = p * r + 8.3334519073e-3f;
+	p = p * r + 4.1665795894e-2f;
+	p = p * r + 1.6666665459e-1f;
+	p = p * r + 5.0000001201e-1f;
+	p = p * r * r + r + 1.0f;
+	int under = x < -87.0f, over = x > 88.72283f;
+	int bits = ((ki + 126) << 23) & (under - 1); // 2^(k-1), or 0 below -87
+	float s;
+	memcpy(&s, &bits, 4);
+	float e = (p * s) * 2.0f;
+	return over ? __builtin_inff() : e;
+}
+
+// kd_phi is the standard normal CDF Phi(x) = erfc(-x/sqrt2)/2, with erfc from
+// Numerical Recipes' erfcc (relative error below 1.2e-7 for every z >= 0), so
+// the lower tail keeps its relative accuracy (no 1 - erf cancellation).
+static inline float kd_phi(float x) {
+	float z = (x < 0 ? -x : x) * 0.707106781186547524f;
+	float t = 1.0f / (1.0f + 0.5f * z);
+	float p = 0.17087277f;
+	p = p * t - 0.82215223f;
+	p = p * t + 1.48851587f;
+	p = p * t - 1.13520398f;
+	p = p * t + 0.27886807f;
+	p = p * t - 0.18628806f;
+	p = p * t + 0.09678418f;
+	p = p * t + 0.37409196f;
+	p = p * t + 1.00002368f;
+	p = p * t - 1.26551223f;
+	float half = 0.5f * t * kd_expf(p - z * z); // erfc(z)/2 = Phi(-|x|)
+	return x < 0 ? half : 1.0f - half;
+}
+
+#define KD_FN(f) f##_base
+#define KD_ATTR
+#include "simd.h"
+#undef KD_FN
+#undef KD_ATTR
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define KD_X86 1
+#define KD_FN(f) f##_avx2
+#define KD_ATTR __attribute__((target("avx2,fma")))
+#include "simd.h"
+#undef KD_FN
+#undef KD_ATTR
+#define KD_FN(f) f##_avx512
+#define KD_ATTR __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512")))
+#include "simd.h"
+#undef KD_FN
+#undef KD_ATTR
+#endif
+
+static void (*kd_silu_fwd_p)(float *, const float *, long) = kd_silu_fwd_base;
+static void (*kd_silu_bwd_p)(float *, const float *, const float *, long) = kd_silu_bwd_base;
+static void (*kd_gelu_fwd_p)(float *, const float *, long) = kd_gelu_fwd_base;
+static void (*kd_gelu_bwd_p)(float *, const float *, const float *, long) = kd_gelu_bwd_base;
+static double (*kd_exp_shift_p)(float *, long, float) = kd_exp_shift_base;
+
+// kd_simd_init picks the widest kernels the CPU (and OS) support; level is
+// 512, 256 or 0 (baseline), or -1 to force the baseline. It returns the level used.
+int kd_simd_init(int level) {
+#ifdef KD_X86
+	__builtin_cpu_init();
+	int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+	             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+	int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+	if (level >= 512 && avx512) {
+		kd_silu_fwd_p = kd_silu_fwd_avx512;
+		kd_silu_bwd_p = kd_silu_bwd_avx512;
+		kd_gelu_fwd_p = kd_gelu_fwd_avx512;
+		kd_gelu_bwd_p = kd_gelu_bwd_avx512;
+		kd_exp_shift_p = kd_exp_shift_avx512;
+		return 512;
+	}
+	if (level >= 256 && avx2) {
+		kd_silu_fwd_p = kd_silu_fwd_avx2;
+		kd_silu_bwd_p = kd_silu_bwd_avx2;
+		kd_gelu_fwd_p = kd_gelu_fwd_avx2;
+		kd_gelu_bwd_p = kd_gelu_bwd_avx2;
+		kd_exp_shift_p = kd_exp_shift_avx2;
+		return 256;
+	}
+#endif
+	kd_silu_fwd_p = kd_silu_fwd_base;
+	kd_silu_bwd_p = kd_silu_bwd_base;
+	kd_gelu_fwd_p = kd_gelu_fwd_base;
+	kd_gelu_bwd_p = kd_gelu_bwd_base;
+	kd_exp_shift_p = kd_exp_shift_base;
+	return 0;
+}
+
+void kd_silu_fwd(float *out, const float *in, long n) { kd_silu_fwd_p(out, in, n); }
+void kd_silu_bwd(float *dinp, const float *dout, const float *in, long n) { kd_silu_bwd_p(dinp, dout, in, n); }
+void kd_gelu_fwd(float *out, const float *in, long n) { kd_gelu_fwd_p(out, in, n); }
+void kd_gelu_bwd(float *dinp, const float *dout, const float *in, long n) { kd_gelu_bwd_p(dinp, dout, in, n); }
+double kd_exp_shift(float *y, long n, float m) { return kd_exp_shift_p(y, n, m); }

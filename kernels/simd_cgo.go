@@ -1,0 +1,65 @@
+//go:build cgo
+
+package kernels
+
+/*
+#cgo CFLAGS: -fopenmp-simd
+int kd_simd_init(int level);
+void kd_silu_fwd(float *out, const float *in, long n);
+void kd_silu_bwd(float *dinp, const float *dout, const float *in, long n);
+void kd_gelu_fwd(float *out, const float *in, long n);
+void kd_gelu_bwd(float *dinp, const float *dout, const float *in, long n);
+double kd_exp_shift(float *y, long n, float m);
+*/
+import "C"
+
+import "unsafe"
+
+// simdLevel is the vector width (bits) of the float32 elementwise kernels in
+// simd.c: 512 (AVX-512), 256 (AVX2+FMA) or 0 (the C baseline, still
+// vectorised with SSE2 on amd64). The float32 ops use them whenever cgo is on.
+var simdLevel = int(C.kd_simd_init(512))
+
+const haveSIMD = true
+
+// setSIMD selects the widest kernels up to level (512, 256, 0) that the CPU
+// supports and returns the previous level; tests use it to cover every path.
+func setSIMD(level int) (was int) {
+	was, simdLevel = simdLevel, int(C.kd_simd_init(C.int(level)))
+	return was
+}
+
+func fp(s []float32) *C.float { return (*C.float)(unsafe.Pointer(&s[0])) }
+
+func simdSiLUForward(out, in []float32) {
+	if len(in) > 0 {
+		C.kd_silu_fwd(fp(out[:len(in)]), fp(in), C.long(len(in)))
+	}
+}
+
+func simdSiLUBackward(dinp, dout, in []float32) {
+	if len(in) > 0 {
+		C.kd_silu_bwd(fp(dinp[:len(in)]), fp(dout[:len(in)]), fp(in), C.long(len(in)))
+	}
+}
+
+func simdGELUForward(out, in []float32) {
+	if len(in) > 0 {
+		C.kd_gelu_fwd(fp(out[:len(in)]), fp(in), C.long(len(in)))
+	}
+}
+
+func simdGELUBackward(dinp, dout, in []float32) {
+	if len(in) > 0 {
+		C.kd_gelu_bwd(fp(dinp[:len(in)]), fp(dout[:len(in)]), fp(in), C.long(len(in)))
+	}
+}
+
+// simdExpShift sets y[j] = exp(y[j] - m) and returns the sum; a y[j] of -Inf
+// gives exactly 0.
+func simdExpShift(y []float32, m float32) float64 {
+	if len(y) == 0 {
+		return 0
+	}
+	return float64(C.kd_exp_shift(fp(y), C.long(len(y)), C.float(m)))
+}

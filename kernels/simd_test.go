@@ -1,0 +1,152 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"testing"
+)
+
+// simdLevels are the SIMD paths this machine can run, widest first.
+func simdLevels(t testing.TB) []int {
+	if !haveSIMD {
+		t.Skip("built without cgo: no SIMD kernels")
+	}
+	was := setSIMD(512)
+	t.Cleanup(func() { setSIMD(was) })
+	var levels []int
+	for _, l := range []int{512, 256, 0} {
+		if setSIMD(l) == l || setSIMD(l) == l {
+			levels = append(levels, l)
+		}
+	}
+	return levels
+}
+
+// activationInputs is a fine grid over [-30, 30], the float32 extremes of each
+// kernel's range (where exp saturates or underflows), and a few specials.
+func activationInputs() []float32 {
+	var xs []float32
+	for x := -30.0; x <= 30; x += 1.0 / 1024 {
+		xs = append(xs, float32(x))
+	}
+	for _, x := range []float64{-1e30, -1000, -120, -104, -89, -88, -87.5, -87, -86.9, 86.9, 87, 88, 88.5, 89, 104, 120, 1000, 1e30, 0, -0.0, 1e-30, -1e-30, 1e-7, -1e-7} {
+		xs = append(xs, float32(x))
+	}
+	return xs
+}
+
+// phi is the normal CDF through Erfc, accurate in the lower tail too (the
+// generic kernels' 1+Erf loses it below about -8).
+func phi(x float64) float64 { return math.Erfc(-x/math.Sqrt2) / 2 }
+
+// TestSIMDActivationsMatchFloat64 checks every SIMD path of SiLU, GELU and
+// their gradients element by element against float64 (SiLU's generic kernels,
+// GELU through Erfc):
+// within a few float32 ulps of the result's magnitude (plus an absolute 1e-30
+// for results that underflow).
+func TestSIMDActivationsMatchFloat64(t *testing.T) {
+	xs := activationInputs()
+	n := len(xs)
+	x64 := make([]float64, n)
+	dy := make([]float32, n)
+	dy64 := make([]float64, n)
+	for i, x := range xs {
+		x64[i] = float64(x)
+		dy[i] = float32(0.5 + float64(i%7)/7)
+		dy64[i] = float64(dy[i])
+	}
+	sig := func(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
+	pdf := func(x float64) float64 { return math.Exp(-x*x/2) / math.Sqrt(2*math.Pi) }
+	// Each op's error is measured against mag, the size of the terms its
+	// formula adds (so a gradient crossing zero is judged by the terms that
+	// cancel), times 1+x^2 for GELU, whose float32 exp argument -x^2/2 carries
+	// an absolute rounding error of about x^2 ulps.
+	type op struct {
+		name string
+		f32  func(out []float32)
+		want func(x, dy float64) float64
+		mag  func(x, dy float64) float64
+		tol  float64 // in float32 ulps (2^-24) of mag
+	}
+	ops := []op{
+		{"silu", func(o []float32) { SiLUForward(o, xs, n) },
+			func(x, _ float64) float64 { return x * sig(x) },
+			func(x, _ float64) float64 { return math.Abs(x) * sig(x) }, 4},
+		{"silu_grad", func(o []float32) { SiLUBackward(o, dy, xs, n) },
+			func(x, dy float64) float64 { return dy * sig(x) * (1 + x*(1-sig(x))) },
+			func(x, dy float64) float64 { return math.Abs(dy) * sig(x) * (1 + math.Abs(x)*(1-sig(x))) }, 6},
+		{"gelu", func(o []float32) { GELUForward(o, xs, n) },
+			func(x, _ float64) float64 { return x * phi(x) },
+			func(x, _ float64) float64 { return math.Abs(x) * phi(x) * (1 + x*x) }, 8},
+		{"gelu_grad", func(o []float32) { GELUBackward(o, dy, xs, n) },
+			func(x, dy float64) float64 { return dy * (phi(x) + x*pdf(x)) },
+			func(x, dy float64) float64 { return math.Abs(dy) * (phi(x) + math.Abs(x)*pdf(x)) * (1 + x*x) }, 8},
+	}
+	for _, level := range simdLevels(t) {
+		for _, o := range ops {
+			t.Run(fmt.Sprintf("%d/%s", level, o.name), func(t *testing.T) {
+				setSIMD(level)
+				got := make([]float32, n)
+				o.f32(got)
+				worst, at := 0.0, 0
+				for i, x := range x64 {
+					d := math.Abs(float64(got[i]) - o.want(x, dy64[i]))
+					if d <= 1e-30 { // results that underflow
+						continue
+					}
+					if e := d / o.mag(x, dy64[i]); e > worst || math.IsNaN(e) {
+						worst, at = e, i
+					}
+				}
+				ulps := worst * (1 << 24)
+				if !(ulps <= o.tol) {
+					t.Errorf("x=%g: got %g, want %g (%.1f ulps > %g)", xs[at], got[at], o.want(x64[at], dy64[at]), ulps, o.tol)
+				} else if testing.Verbose() {
+					t.Logf("worst %.2f ulps at x=%g", ulps, xs[at])
+				}
+			})
+		}
+	}
+}
+
+// TestSIMDSoftmaxMatchesFloat64 covers the float32 softmax row (SIMD exp)
+// with key scales and a padding mask: masked keys get exactly 0, the rest
+// match float64 to a few ulps, on every SIMD path.
+func TestSIMDSoftmaxMatchesFloat64(t *testing.T) {
+	const n = 77
+	x, scale, mask := make([]float32, n), make([]float32, n), make([]float32, n)
+	for j := range x {
+		x[j] = float32(math.Sin(float64(j)*1.7) * 12)
+		scale[j], mask[j] = 1, 1
+		if j%5 == 0 {
+			scale[j] = 1.25
+		}
+		if j%9 == 4 {
+			mask[j] = 0
+		}
+	}
+	x[10] = -1e30 // exp underflows to 0 without being masked
+	want := make([]float64, n)
+	softmaxRow(want, f64s(x), f64s(scale), f64s(mask), 0.3)
+	for _, level := range simdLevels(t) {
+		setSIMD(level)
+		got := make([]float32, n)
+		softmaxRow(got, x, scale, mask, 0.3)
+		for j := range got {
+			if mask[j] == 0 && got[j] != 0 {
+				t.Fatalf("level %d: masked key %d has probability %g", level, j, got[j])
+			}
+			if e := math.Abs(float64(got[j])-want[j]) / max(want[j], 1e-30); e > 16.0/(1<<24) && want[j] > 1e-30 {
+				t.Errorf("level %d: key %d: got %g, want %g", level, j, got[j], want[j])
+			}
+		}
+	}
+}
+
+func f64s(s []float32) []float64 {
+	d := make([]float64, len(s))
+	for i, v := range s {
+		d[i] = float64(v)
+	}
+	return d
+}
