@@ -260,7 +260,7 @@ func planarInto(img image.Image, out []float32) []float32 {
 	w, h := b.Dx(), b.Dy()
 	n := w * h
 	if m, ok := img.(*image.YCbCr); ok {
-		onnx.YCbCrPlanes(m, &onnx.Identity, out[:n], out[n:2*n], out[2*n:3*n])
+		onnx.YCbCrPlanes(m, onnx.Identity, out[:n], out[n:2*n], out[2*n:3*n])
 		return out
 	}
 	rgba, ok := img.(*image.RGBA)

@@ -5,7 +5,8 @@ import (
 	"image"
 	"image/color"
 	"math"
-	"sync"
+
+	"github.com/kediff/kediff/onnx"
 )
 
 // Letterbox records how an image was placed in the model input, to map boxes
@@ -182,19 +183,22 @@ func (p Preprocess) affine() (a, c [3]float32, src [3]int) {
 	return a, c, src
 }
 
-// lut gives, indexed by RGB channel j and 8-bit value v, the model value
-// float32(v)*a[k] + c[k] of the model channel k = inv[j] that channel j
-// feeds (src[k] = j).
-func (p Preprocess) lut(a, c [3]float32, src [3]int) (t *[3][256]float32, inv [3]int) {
-	t = new([3][256]float32)
+// maps gives, per RGB channel j, the map to the model value of the model
+// channel k = inv[j] that channel j feeds (src[k] = j): v*a[k] + c[k], two
+// roundings.
+func maps(a, c [3]float32, src [3]int) (m [3]onnx.ValueMap, inv [3]int) {
 	for k := 0; k < 3; k++ {
-		ak, ck := a[k], c[k]
 		inv[src[k]] = k
-		row := &t[src[k]]
-		for v := range row {
-			row[v] = float32(v)*ak + ck
-		}
+		m[src[k]] = onnx.ValueMap{Mul: a[k], Div: 1, Add: c[k]}
 	}
+	return m, inv
+}
+
+// lut is maps as tables: t[j][v] is the model value of RGB channel j's
+// value v.
+func (p Preprocess) lut(a, c [3]float32, src [3]int) (t *[3][256]float32, inv [3]int) {
+	m, inv := maps(a, c, src)
+	t = &[3][256]float32{m[0].Table(), m[1].Table(), m[2].Table()}
 	return t, inv
 }
 
@@ -241,70 +245,10 @@ func (p Preprocess) fillYCbCr(m *image.YCbCr, dst []float32) (lb Letterbox, ok b
 	}
 	a, c, src := p.affine()
 	p.fillPad(lb, dst, a, c)
-	lut, inv := p.lut(a, c, src)
-	tab := clampTable(a, c, src, lut)
-	// Chroma column of x: (x >> hs) - (Min.X >> hs), from the row's start.
-	hs := -1
-	switch m.SubsampleRatio {
-	case image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio440:
-		hs = 0
-	case image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420:
-		hs = 1
-	case image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410:
-		hs = 2
-	}
-	for y := 0; y < h; y++ {
-		base := (lb.Top+y)*p.Width + lb.Left
-		ro := dst[inv[0]*plane+base : inv[0]*plane+base+w]
-		gro := dst[inv[1]*plane+base : inv[1]*plane+base+w]
-		bo := dst[inv[2]*plane+base : inv[2]*plane+base+w]
-		if hs < 0 {
-			for x := 0; x < w; x++ {
-				yi := m.YOffset(b.Min.X+x, b.Min.Y+y)
-				ci := m.COffset(b.Min.X+x, b.Min.Y+y)
-				r, g, bb := color.YCbCrToRGB(m.Y[yi], m.Cb[ci], m.Cr[ci])
-				ro[x], gro[x], bo[x] = lut[0][r], lut[1][g], lut[2][bb]
-			}
-			continue
-		}
-		yrow := m.Y[m.YOffset(b.Min.X, b.Min.Y+y):][:w]
-		c0 := m.COffset(b.Min.X, b.Min.Y+y) - b.Min.X>>hs
-		t0, t1, t2 := &tab[0], &tab[1], &tab[2]
-		ro, gro, bo = ro[:len(yrow)], gro[:len(yrow)], bo[:len(yrow)]
-		if hs == 1 && b.Min.X%2 == 0 {
-			// Two pixels per chroma sample: its terms are computed once.
-			cb := m.Cb[c0+b.Min.X>>1:][:(w+1)/2]
-			cr := m.Cr[c0+b.Min.X>>1:][:len(cb)]
-			for j := range cb {
-				cb1 := int32(cb[j]) - 128
-				cr1 := int32(cr[j]) - 128
-				rc, gc, bc := 91881*cr1, -22554*cb1-46802*cr1, 116130*cb1
-				x := 2 * j
-				yy1 := int32(yrow[x]) * 0x10101
-				ro[x] = t0[((yy1+rc)>>16+tabOff)&tabMask]
-				gro[x] = t1[((yy1+gc)>>16+tabOff)&tabMask]
-				bo[x] = t2[((yy1+bc)>>16+tabOff)&tabMask]
-				if x+1 < len(yrow) {
-					yy1 = int32(yrow[x+1]) * 0x10101
-					ro[x+1] = t0[((yy1+rc)>>16+tabOff)&tabMask]
-					gro[x+1] = t1[((yy1+gc)>>16+tabOff)&tabMask]
-					bo[x+1] = t2[((yy1+bc)>>16+tabOff)&tabMask]
-				}
-			}
-			continue
-		}
-		for x, yy := range yrow {
-			ci := c0 + (b.Min.X+x)>>hs
-			// color.YCbCrToRGB's arithmetic; the table clamps v>>16 to
-			// 0..255 as its branches do, and maps it to the model value.
-			yy1 := int32(yy) * 0x10101
-			cb1 := int32(m.Cb[ci]) - 128
-			cr1 := int32(m.Cr[ci]) - 128
-			ro[x] = t0[((yy1+91881*cr1)>>16+tabOff)&tabMask]
-			gro[x] = t1[((yy1-22554*cb1-46802*cr1)>>16+tabOff)&tabMask]
-			bo[x] = t2[((yy1+116130*cb1)>>16+tabOff)&tabMask]
-		}
-	}
+	m3, inv := maps(a, c, src)
+	base := lb.Top*p.Width + lb.Left
+	onnx.YCbCrPlanesInto(m, m3, dst[inv[0]*plane+base:(inv[0]+1)*plane], dst[inv[1]*plane+base:(inv[1]+1)*plane],
+		dst[inv[2]*plane+base:(inv[2]+1)*plane], p.Width)
 	return lb, true, nil
 }
 
@@ -360,38 +304,4 @@ func linearTaps(in, out int) []tap {
 		taps[o] = tap{i0: i0, i1: i1, w0: 1 - l, w1: l}
 	}
 	return taps
-}
-
-// The YCbCr conversion's intermediate v (color.YCbCrToRGB's 16.16 fixed
-// point value) has v>>16 in -227..481; index (v>>16 + tabOff) & tabMask.
-const (
-	tabOff  = 512
-	tabMask = 1023
-)
-
-// ycbcrTab maps, per RGB channel, v>>16 + tabOff to the model value of
-// clamp(v>>16, 0, 255).
-type ycbcrTab [3][tabMask + 1]float32
-
-type tabKey struct {
-	a, c [3]float32
-	src  [3]int
-}
-
-var clampTables sync.Map // tabKey -> *ycbcrTab
-
-// clampTable returns the ycbcrTab of lut (p.lut(a, c, src)), cached.
-func clampTable(a, c [3]float32, src [3]int, lut *[3][256]float32) *ycbcrTab {
-	k := tabKey{a, c, src}
-	if t, ok := clampTables.Load(k); ok {
-		return t.(*ycbcrTab)
-	}
-	t := new(ycbcrTab)
-	for j := range t {
-		for i := range t[j] {
-			t[j][i] = lut[j][min(255, max(0, i-tabOff))]
-		}
-	}
-	clampTables.Store(k, t)
-	return t
 }

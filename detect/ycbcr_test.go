@@ -2,7 +2,6 @@ package detect
 
 import (
 	"image"
-	"image/color"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -58,30 +57,6 @@ func TestFillYCbCr(t *testing.T) {
 							t.Fatalf("%v %v bgr=%v %s: value %d is %v, want %v", ratio, rect, bgr, align, i, fast[i], slow[i])
 						}
 					}
-				}
-			}
-		}
-	}
-}
-
-// TestClampTableExhaustive checks the table-driven conversion against
-// color.YCbCrToRGB for every Y, Cb, Cr.
-func TestClampTableExhaustive(t *testing.T) {
-	a, c, src := [3]float32{1, 1, 1}, [3]float32{}, [3]int{0, 1, 2}
-	lut, _ := Preprocess{}.lut(a, c, src) // float32(v)
-	tab := clampTable(a, c, src, lut)
-	for y := range 256 {
-		for cb := range 256 {
-			for cr := range 256 {
-				r, g, b := color.YCbCrToRGB(uint8(y), uint8(cb), uint8(cr))
-				yy1 := int32(y) * 0x10101
-				cb1 := int32(cb) - 128
-				cr1 := int32(cr) - 128
-				gr := tab[0][((yy1+91881*cr1)>>16+tabOff)&tabMask]
-				gg := tab[1][((yy1-22554*cb1-46802*cr1)>>16+tabOff)&tabMask]
-				gb := tab[2][((yy1+116130*cb1)>>16+tabOff)&tabMask]
-				if gr != float32(r) || gg != float32(g) || gb != float32(b) {
-					t.Fatalf("YCbCr(%d,%d,%d): table %v %v %v, want %d %d %d", y, cb, cr, gr, gg, gb, r, g, b)
 				}
 			}
 		}

@@ -305,14 +305,12 @@ func (e *Encoder) encodeBatch(imgs []image.Image, keys []string, idx []int, w, h
 	}
 }
 
-// sampleValue[v] is the sample value of the 8-bit channel value v,
-// float32(v)/127.5 - 1.
-var sampleValue = func() (t [256]float32) {
-	for i := range t {
-		t[i] = float32(i)/127.5 - 1
-	}
-	return t
-}()
+// sampleMap maps an 8-bit channel value v to its sample value,
+// float32(v)/127.5 - 1; sampleValue is its table.
+var (
+	sampleMap   = onnx.ValueMap{Mul: 1, Div: 127.5, Add: -1}
+	sampleValue = sampleMap.Table()
+)
 
 // pxPool holds encoder input buffers (*[]float32), reused across batches.
 var pxPool = sync.Pool{New: func() any { return new([]float32) }}
@@ -325,7 +323,7 @@ func toSample(img image.Image, dst []float32) {
 	w, h := b.Dx(), b.Dy()
 	n := w * h
 	if m, ok := img.(*image.YCbCr); ok {
-		onnx.YCbCrPlanes(m, &sampleValue, dst[:n], dst[n:2*n], dst[2*n:3*n])
+		onnx.YCbCrPlanes(m, sampleMap, dst[:n], dst[n:2*n], dst[2*n:3*n])
 		return
 	}
 	rgba, ok := img.(*image.RGBA)
