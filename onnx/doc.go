@@ -44,4 +44,11 @@
 // Run. With IntraOpThreads set, one session run from a few goroutines (or one
 // session per worker, each with few threads) keeps all cores busy; the
 // runtime's own default is one thread per physical core per Run.
+//
+// # Builds without cgo
+//
+// onnxruntime is reached through cgo. Built with CGO_ENABLED=0 the package
+// still compiles (so kediff's other commands do), but Init, Open and Run
+// return an error saying to rebuild with cgo; YCbCrPlanes falls back to
+// its pure-Go loop.
 package onnx

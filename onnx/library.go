@@ -6,8 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-
-	ort "github.com/yalue/onnxruntime_go"
 )
 
 // EnvLibrary is the environment variable that names the onnxruntime shared
@@ -95,8 +93,8 @@ func Init(explicit string) error {
 	if err != nil {
 		return err
 	}
-	ort.SetSharedLibraryPath(path)
-	if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
+	version, err := loadLibrary(path)
+	if err != nil {
 		hint := "give its path with --onnxruntime or " + EnvLibrary
 		if source == "system" {
 			hint = "run \"task setup\" (fetches " + DefaultLibrary + "), or give the library with --onnxruntime or " + EnvLibrary
@@ -104,7 +102,7 @@ func Init(explicit string) error {
 		return fmt.Errorf("onnx: loading onnxruntime from %s (%s): %v: %s", path, source, err, hint)
 	}
 	env.path = path
-	env.version = ort.GetVersion()
+	env.version = version
 	return nil
 }
 

@@ -6,10 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
-
-	ort "github.com/yalue/onnxruntime_go"
 )
 
 // SessionOptions configures Open. The zero value runs on the CPU with
@@ -49,7 +45,7 @@ type Session struct {
 	inputs  []TensorInfo
 	outputs []TensorInfo
 	cuda    bool
-	s       *ort.DynamicAdvancedSession
+	s       ortSession // nil once closed
 }
 
 // Open loads the ONNX model at path. It initialises onnxruntime first (see
@@ -64,69 +60,7 @@ func Open(path string, opt SessionOptions) (*Session, error) {
 	if err := Init(opt.Library); err != nil {
 		return nil, err
 	}
-	so, err := ort.NewSessionOptions()
-	if err != nil {
-		return nil, fmt.Errorf("onnx: model %s: session options: %v", name, err)
-	}
-	defer so.Destroy()
-	if opt.IntraOpThreads > 0 {
-		if err := so.SetIntraOpNumThreads(opt.IntraOpThreads); err != nil {
-			return nil, fmt.Errorf("onnx: model %s: intra-op threads %d: %v", name, opt.IntraOpThreads, err)
-		}
-	}
-	if opt.InterOpThreads > 0 {
-		if err := so.SetInterOpNumThreads(opt.InterOpThreads); err != nil {
-			return nil, fmt.Errorf("onnx: model %s: inter-op threads %d: %v", name, opt.InterOpThreads, err)
-		}
-	}
-	if opt.UseCUDA {
-		if err := appendCUDA(so, opt.CUDADevice); err != nil {
-			lib, _ := Loaded()
-			return nil, fmt.Errorf("onnx: model %s: CUDA execution provider unavailable in %s: %v (use a GPU build of onnxruntime via --onnxruntime or %s, or run on the CPU)", name, lib, err, EnvLibrary)
-		}
-	}
-
-	// A first, single-threaded CPU session reads the inputs and outputs; the
-	// real session needs their names.
-	info, err := ort.NewSessionOptions()
-	if err != nil {
-		return nil, fmt.Errorf("onnx: model %s: session options: %v", name, err)
-	}
-	defer info.Destroy()
-	_ = info.SetIntraOpNumThreads(1)
-	ins, outs, err := ort.GetInputOutputInfoWithOptions(path, info)
-	if err != nil {
-		if strings.Contains(err.Error(), "Protobuf parsing failed") {
-			return nil, fmt.Errorf("onnx: model %s is not a valid ONNX file (protobuf parsing failed: truncated, or not an ONNX export); re-download or re-export it", path)
-		}
-		return nil, fmt.Errorf("onnx: model %s: onnxruntime cannot load it: %v", path, err)
-	}
-	s := &Session{path: path, name: name, cuda: opt.UseCUDA}
-	var inNames, outNames []string
-	for _, in := range ins {
-		ti, err := tensorInfo(name, "input", in)
-		if err != nil {
-			return nil, err
-		}
-		s.inputs = append(s.inputs, ti)
-		inNames = append(inNames, in.Name)
-	}
-	for _, out := range outs {
-		ti, err := tensorInfo(name, "output", out)
-		if err != nil {
-			return nil, err
-		}
-		s.outputs = append(s.outputs, ti)
-		outNames = append(outNames, out.Name)
-	}
-	if len(inNames) == 0 || len(outNames) == 0 {
-		return nil, fmt.Errorf("onnx: model %s has %d inputs and %d outputs; want at least one of each", name, len(inNames), len(outNames))
-	}
-	s.s, err = ort.NewDynamicAdvancedSession(path, inNames, outNames, so)
-	if err != nil {
-		return nil, fmt.Errorf("onnx: model %s: cannot create session: %v", name, err)
-	}
-	return s, nil
+	return open(path, name, opt)
 }
 
 // sniff rejects files that cannot be ONNX before onnxruntime sees them, so
@@ -175,60 +109,6 @@ func sniff(path string) error {
 		return fmt.Errorf("onnx: model %s is not an ONNX file (first byte %#02x is no protobuf field); re-export it with torch.onnx.export or the model's exporter", name, head[0])
 	}
 	return nil
-}
-
-func appendCUDA(so *ort.SessionOptions, device int) error {
-	co, err := ort.NewCUDAProviderOptions()
-	if err != nil {
-		return err
-	}
-	defer co.Destroy()
-	if err := co.Update(map[string]string{"device_id": strconv.Itoa(device)}); err != nil {
-		return err
-	}
-	return so.AppendExecutionProviderCUDA(co)
-}
-
-func tensorInfo(model, kind string, io ort.InputOutputInfo) (TensorInfo, error) {
-	if io.OrtValueType != ort.ONNXTypeTensor {
-		return TensorInfo{}, fmt.Errorf("onnx: model %s: %s %q is a %s, not a tensor; kediff runs tensor-only models", model, kind, io.Name, io.OrtValueType)
-	}
-	shape := make([]int64, len(io.Dimensions))
-	for i, d := range io.Dimensions {
-		if d <= 0 {
-			d = -1
-		}
-		shape[i] = d
-	}
-	return TensorInfo{Name: io.Name, Type: typeName(io.DataType), Shape: shape}, nil
-}
-
-func typeName(t ort.TensorElementDataType) string {
-	switch t {
-	case ort.TensorElementDataTypeFloat:
-		return "float32"
-	case ort.TensorElementDataTypeFloat16:
-		return "float16"
-	case ort.TensorElementDataTypeBFloat16:
-		return "bfloat16"
-	case ort.TensorElementDataTypeDouble:
-		return "float64"
-	case ort.TensorElementDataTypeInt64:
-		return "int64"
-	case ort.TensorElementDataTypeInt32:
-		return "int32"
-	case ort.TensorElementDataTypeInt16:
-		return "int16"
-	case ort.TensorElementDataTypeInt8:
-		return "int8"
-	case ort.TensorElementDataTypeUint8:
-		return "uint8"
-	case ort.TensorElementDataTypeBool:
-		return "bool"
-	case ort.TensorElementDataTypeString:
-		return "string"
-	}
-	return strings.ToLower(strings.TrimPrefix(t.String(), "ONNX_TENSOR_ELEMENT_DATA_TYPE_"))
 }
 
 // Name is the model's file name, as messages use it.
