@@ -175,9 +175,15 @@ func owRange(s ConvShape, kj, ow int) (lo, hi int) {
 // im2col unrolls g samples x (g,C,H,W) into col (C*K*K, g*OH*OW), sample i in
 // columns [i*OH*OW, (i+1)*OH*OW):
 // col[(c*K+ki)*K+kj, i*OHW + oh*OW+ow] = x[i, c, oh*S-P+ki, ow*S-P+kj] (0 outside).
+// Float32 runs simd.c's kd_im2col (cgo builds), the same loops in C.
 func im2col[F Float](col, x []F, g int, s ConvShape) {
 	oh, ow, kk := s.OH(), s.OW(), s.K*s.K
 	ohw, ld, ckk := oh*ow, g*oh*ow, s.C*kk
+	if c32, x32, ok := f32s(col, x); ok {
+		c32, x32 = c32[:ckk*ld], x32[:g*s.C*s.H*s.W]
+		parallelFor(g*ckk, grainFor(ohw), func(lo, hi int) { simdIm2col(c32, x32, g, s, lo, hi) })
+		return
+	}
 	parallelFor(g*ckk, grainFor(ohw), func(lo, hi int) {
 		for ir := lo; ir < hi; ir++ {
 			i, r := ir/ckk, ir%ckk
@@ -208,10 +214,16 @@ func im2col[F Float](col, x []F, g int, s ConvShape) {
 }
 
 // col2im is the adjoint of im2col: dx[i, c, ih, iw] += col[row, i*OHW + oh*OW+ow].
-// Work is split by (sample, channel) plane so no two workers write the same one.
+// Work is split by (sample, channel) plane so no two workers write the same
+// one. Float32 runs simd.c's kd_col2im (cgo builds), the same loops in C.
 func col2im[F Float](dx, col []F, g int, s ConvShape) {
 	oh, ow, kk := s.OH(), s.OW(), s.K*s.K
 	ohw, ld := oh*ow, g*oh*ow
+	if d32, c32, ok := f32s(dx, col); ok {
+		d32, c32 = d32[:g*s.C*s.H*s.W], c32[:s.C*kk*ld]
+		parallelFor(g*s.C, grainFor(kk*ohw), func(lo, hi int) { simdCol2im(d32, c32, g, s, lo, hi) })
+		return
+	}
 	parallelFor(g*s.C, grainFor(kk*ohw), func(lo, hi int) {
 		for ic := lo; ic < hi; ic++ {
 			i, c := ic/s.C, ic%s.C

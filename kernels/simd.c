@@ -1,6 +1,6 @@
 //go:build cgo
 
-// Vectorised float32 elementwise kernels (SiLU, GELU, softmax's exp) for
+// Vectorised float32 kernels (SiLU, GELU, softmax's exp, im2col/col2im) for
 // simd_cgo.go. The loops in simd.h are compiled three times: for AVX-512
 // (F/BW/DQ/VL, 16 floats a vector), for AVX2+FMA (8), and for the build's
 // baseline; kd_simd_init picks one by CPUID. The exp and erfc here are the
@@ -68,6 +68,21 @@ static inline float kd_phi(float x) {
 	return x < 0 ? half : 1.0f - half;
 }
 
+// kd_ow_range is conv.go's owRange: the output columns [lo, hi) whose input
+// column ow*S-P+kj lies inside [0, W).
+static inline void kd_ow_range(long W, long S, long P, long kj, long OW, long *lo, long *hi) {
+	long num = P - kj, last = W - 1 + P - kj;
+	long l = num > 0 ? (num + S - 1) / S : 0;
+	if (last < 0) {
+		*lo = *hi = 0;
+		return;
+	}
+	long h = last / S + 1;
+	h = h < OW ? h : OW;
+	*lo = l < h ? l : h;
+	*hi = h;
+}
+
 #define KD_FN(f) f##_base
 #define KD_ATTR
 #include "simd.h"
@@ -93,6 +108,8 @@ static void (*kd_silu_bwd_p)(float *, const float *, const float *, long) = kd_s
 static void (*kd_gelu_fwd_p)(float *, const float *, long) = kd_gelu_fwd_base;
 static void (*kd_gelu_bwd_p)(float *, const float *, const float *, long) = kd_gelu_bwd_base;
 static double (*kd_exp_shift_p)(float *, long, float) = kd_exp_shift_base;
+static void (*kd_im2col_p)(float *, const float *, const long *, long, long) = kd_im2col_base;
+static void (*kd_col2im_p)(float *, const float *, const long *, long, long) = kd_col2im_base;
 
 // kd_simd_init picks the widest kernels the CPU (and OS) support; level is
 // 512, 256 or 0 (baseline), or -1 to force the baseline. It returns the level used.
@@ -108,6 +125,8 @@ int kd_simd_init(int level) {
 		kd_gelu_fwd_p = kd_gelu_fwd_avx512;
 		kd_gelu_bwd_p = kd_gelu_bwd_avx512;
 		kd_exp_shift_p = kd_exp_shift_avx512;
+		kd_im2col_p = kd_im2col_avx512;
+		kd_col2im_p = kd_col2im_avx512;
 		return 512;
 	}
 	if (level >= 256 && avx2) {
@@ -116,6 +135,8 @@ int kd_simd_init(int level) {
 		kd_gelu_fwd_p = kd_gelu_fwd_avx2;
 		kd_gelu_bwd_p = kd_gelu_bwd_avx2;
 		kd_exp_shift_p = kd_exp_shift_avx2;
+		kd_im2col_p = kd_im2col_avx2;
+		kd_col2im_p = kd_col2im_avx2;
 		return 256;
 	}
 #endif
@@ -124,6 +145,8 @@ int kd_simd_init(int level) {
 	kd_gelu_fwd_p = kd_gelu_fwd_base;
 	kd_gelu_bwd_p = kd_gelu_bwd_base;
 	kd_exp_shift_p = kd_exp_shift_base;
+	kd_im2col_p = kd_im2col_base;
+	kd_col2im_p = kd_col2im_base;
 	return 0;
 }
 
@@ -132,3 +155,5 @@ void kd_silu_bwd(float *dinp, const float *dout, const float *in, long n) { kd_s
 void kd_gelu_fwd(float *out, const float *in, long n) { kd_gelu_fwd_p(out, in, n); }
 void kd_gelu_bwd(float *dinp, const float *dout, const float *in, long n) { kd_gelu_bwd_p(dinp, dout, in, n); }
 double kd_exp_shift(float *y, long n, float m) { return kd_exp_shift_p(y, n, m); }
+void kd_im2col(float *col, const float *x, const long *sh, long r0, long r1) { kd_im2col_p(col, x, sh, r0, r1); }
+void kd_col2im(float *dx, const float *col, const long *sh, long p0, long p1) { kd_col2im_p(dx, col, sh, p0, p1); }

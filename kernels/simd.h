@@ -50,3 +50,62 @@ KD_ATTR static double KD_FN(kd_exp_shift)(float *y, long n, float m) {
 	}
 	return sum;
 }
+
+// im2col rows [r0, r1) of the (g*C*K*K) rows (sample-major, as conv.go's
+// im2col): col[(c*K+ki)*K+kj, i*OH*OW + oh*OW+ow] = x[i, c, oh*S-P+ki, ow*S-P+kj].
+KD_ATTR static void KD_FN(kd_im2col)(float *col, const float *x, const long *sh, long r0, long r1) {
+	long g = sh[0], C = sh[1], H = sh[2], W = sh[3], K = sh[4], S = sh[5], P = sh[6], OH = sh[7], OW = sh[8];
+	long kk = K * K, ohw = OH * OW, ld = g * ohw, ckk = C * kk;
+	for (long ir = r0; ir < r1; ir++) {
+		long i = ir / ckk, r = ir % ckk;
+		long c = r / kk, ki = r % kk / K, kj = r % K;
+		const float *plane = x + (i * C + c) * H * W;
+		float *dst = col + r * ld + i * ohw;
+		long lo, hi;
+		kd_ow_range(W, S, P, kj, OW, &lo, &hi);
+		for (long y = 0; y < OH; y++) {
+			float *row = dst + y * OW;
+			long ih = y * S - P + ki;
+			if (ih < 0 || ih >= H) {
+				memset(row, 0, OW * sizeof(float));
+				continue;
+			}
+			for (long xo = 0; xo < lo; xo++) row[xo] = 0;
+			for (long xo = hi; xo < OW; xo++) row[xo] = 0;
+			const float *src = plane + ih * W;
+			if (S == 1) {
+				for (long xo = lo; xo < hi; xo++) row[xo] = src[xo - P + kj];
+			} else {
+				for (long xo = lo; xo < hi; xo++) row[xo] = src[xo * S - P + kj];
+			}
+		}
+	}
+}
+
+// col2im over (sample, channel) planes [p0, p1): the adjoint of kd_im2col,
+// dx[i, c, ih, iw] += col[row, i*OH*OW + oh*OW+ow].
+KD_ATTR static void KD_FN(kd_col2im)(float *dx, const float *col, const long *sh, long p0, long p1) {
+	long g = sh[0], C = sh[1], H = sh[2], W = sh[3], K = sh[4], S = sh[5], P = sh[6], OH = sh[7], OW = sh[8];
+	long kk = K * K, ohw = OH * OW, ld = g * ohw;
+	for (long ic = p0; ic < p1; ic++) {
+		long i = ic / C, c = ic % C;
+		float *plane = dx + ic * H * W;
+		for (long k = 0; k < kk; k++) {
+			long ki = k / K, kj = k % K;
+			const float *src = col + (c * kk + k) * ld + i * ohw;
+			long lo, hi;
+			kd_ow_range(W, S, P, kj, OW, &lo, &hi);
+			for (long y = 0; y < OH; y++) {
+				long ih = y * S - P + ki;
+				if (ih < 0 || ih >= H) continue;
+				float *d = plane + ih * W;
+				const float *row = src + y * OW;
+				if (S == 1) {
+					for (long xo = lo; xo < hi; xo++) d[xo - P + kj] += row[xo];
+				} else {
+					for (long xo = lo; xo < hi; xo++) d[xo * S - P + kj] += row[xo];
+				}
+			}
+		}
+	}
+}

@@ -10,6 +10,8 @@ void kd_silu_bwd(float *dinp, const float *dout, const float *in, long n);
 void kd_gelu_fwd(float *out, const float *in, long n);
 void kd_gelu_bwd(float *dinp, const float *dout, const float *in, long n);
 double kd_exp_shift(float *y, long n, float m);
+void kd_im2col(float *col, const float *x, const long *sh, long r0, long r1);
+void kd_col2im(float *dx, const float *col, const long *sh, long p0, long p1);
 */
 import "C"
 
@@ -23,9 +25,15 @@ var simdLevel = int(C.kd_simd_init(512))
 const haveSIMD = true
 
 // setSIMD selects the widest kernels up to level (512, 256, 0) that the CPU
-// supports and returns the previous level; tests use it to cover every path.
+// supports, or with -1 the generic Go loops, and returns the previous level;
+// tests use it to cover every path.
 func setSIMD(level int) (was int) {
-	was, simdLevel = simdLevel, int(C.kd_simd_init(C.int(level)))
+	was = simdLevel
+	if level < 0 {
+		simdLevel = -1
+		return was
+	}
+	simdLevel = int(C.kd_simd_init(C.int(level)))
 	return was
 }
 
@@ -62,4 +70,20 @@ func simdExpShift(y []float32, m float32) float64 {
 		return 0
 	}
 	return float64(C.kd_exp_shift(fp(y), C.long(len(y)), C.float(m)))
+}
+
+// convArgs packs what kd_im2col and kd_col2im need of a conv of g samples.
+func convArgs(g int, s ConvShape) *[9]C.long {
+	return &[9]C.long{C.long(g), C.long(s.C), C.long(s.H), C.long(s.W), C.long(s.K),
+		C.long(s.Stride), C.long(s.Pad), C.long(s.OH()), C.long(s.OW())}
+}
+
+// simdIm2col is im2col's rows [lo, hi) of g*C*K*K (see im2col).
+func simdIm2col(col, x []float32, g int, s ConvShape, lo, hi int) {
+	C.kd_im2col(fp(col), fp(x), &convArgs(g, s)[0], C.long(lo), C.long(hi))
+}
+
+// simdCol2im is col2im's (sample, channel) planes [lo, hi) (see col2im).
+func simdCol2im(dx, col []float32, g int, s ConvShape, lo, hi int) {
+	C.kd_col2im(fp(dx), fp(col), &convArgs(g, s)[0], C.long(lo), C.long(hi))
 }

@@ -14,3 +14,11 @@ func simdSiLUBackward(dinp, dout, in []float32)   { panic("kernels: no SIMD with
 func simdGELUForward(out, in []float32)           { panic("kernels: no SIMD without cgo") }
 func simdGELUBackward(dinp, dout, in []float32)   { panic("kernels: no SIMD without cgo") }
 func simdExpShift(y []float32, m float32) float64 { panic("kernels: no SIMD without cgo") }
+
+func simdIm2col(col, x []float32, g int, s ConvShape, lo, hi int) {
+	panic("kernels: no SIMD without cgo")
+}
+
+func simdCol2im(dx, col []float32, g int, s ConvShape, lo, hi int) {
+	panic("kernels: no SIMD without cgo")
+}
