@@ -64,7 +64,8 @@ type Backend interface {
 // CPU is the host Backend: multi-threaded Go loops plus OpenBLAS (or the pure-Go
 // fallback) GEMM. The zero value is ready to use.
 type CPU struct {
-	col []float32 // im2col scratch, grown on demand and reused across calls
+	col   []float32 // im2col scratch, grown on demand and reused across calls
+	convs dnnConvs  // oneDNN convolutions where the library loads
 }
 
 var _ Backend = (*CPU)(nil)
@@ -84,10 +85,25 @@ func (*CPU) Zero(buf []float32)              { clear(buf) }
 func (*CPU) Gemm(transA, transB bool, M, N, K int, alpha float32, A []float32, lda int, B []float32, ldb int, beta float32, C []float32, ldc int) {
 	Gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
 }
+// Conv2DForward and Conv2DBackward run on oneDNN when it loads (its
+// blocked-layout kernels are about twice im2col + sgemm's speed; see package
+// onednn) and on the generic im2col + GEMM functions otherwise.
 func (c *CPU) Conv2DForward(out, inp, weight, bias []float32, s ConvShape) {
+	if cv := c.convs.get(s); cv != nil {
+		if err := cv.Forward(out, inp, weight, bias); err != nil {
+			panic(err)
+		}
+		return
+	}
 	Conv2DForward(out, inp, weight, bias, c.scratch(s.ColSize()), s)
 }
 func (c *CPU) Conv2DBackward(dinp, dweight, dbias, dout, inp, weight []float32, s ConvShape) {
+	if cv := c.convs.get(s); cv != nil {
+		if err := cv.Backward(dinp, dweight, dbias, dout, inp, weight); err != nil {
+			panic(err)
+		}
+		return
+	}
 	Conv2DBackward(dinp, dweight, dbias, c.scratch(s.ColSize()), dout, inp, weight, s)
 }
 func (*CPU) GroupNormForward(out, mean, rstd, inp, weight, bias []float32, B, C, HW, G int, eps float64) {

@@ -15,8 +15,9 @@ what=${1:-all}
 #   python3-jieba           the reference POS tagger for tools/pos (scored next to kediff)
 #   python3-pil             regenerates imaging/'s reference fixtures (tools/imaging)
 #   libopenblas0            sgemm for kernels/ (loaded at run time; pure-Go GEMM otherwise)
+#   libdnnl2                oneDNN convolutions for kernels/ (loaded at run time; im2col + sgemm otherwise)
 #   python3-torch           PyTorch references: train/ loads Go checkpoints into it in its tests
-apt_pkgs=(libturbojpeg0 libopenblas0)
+apt_pkgs=(libturbojpeg0 libopenblas0 libdnnl2)
 if [ "$what" = all ]; then
   apt_pkgs+=(libjpeg-turbo-progs python3-jieba python3-pil python3-torch)
 fi
