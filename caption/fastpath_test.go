@@ -131,7 +131,7 @@ func refResize(src []float32, sw, sh, dw, dh int) []float32 {
 // reference for down- and upscaling.
 func TestResizeMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
-	for _, sz := range [][4]int{{128, 128, 64, 64}, {97, 33, 40, 20}, {20, 30, 64, 48}, {64, 64, 64, 31}} {
+	for _, sz := range [][4]int{{128, 128, 64, 64}, {97, 33, 40, 20}, {20, 30, 64, 48}, {64, 64, 64, 31}, {50, 13, 21, 7}, {7, 5, 3, 17}} {
 		src := make([]float32, 3*sz[0]*sz[1])
 		for i := range src {
 			src[i] = float32(r.IntN(256))
@@ -144,4 +144,30 @@ func TestResizeMatchesReference(t *testing.T) {
 			}
 		}
 	}
+}
+
+// BenchmarkApply times the captioner's pre-processing of a 128x128 JPEG-like
+// image to the fixture's 64x64 pixel_values, and its parts.
+func BenchmarkApply(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	img := randomYCbCr(r, 128, 128, image.YCbCrSubsampleRatio420)
+	p := &Preprocessor{Resize: true, Width: 64, Height: 64, Rescale: true, RescaleScale: 1.0 / 255, Normalize: true, Mean: [3]float32{0.5, 0.5, 0.5}, Std: [3]float32{0.5, 0.5, 0.5}}
+	dst := make([]float32, 3*64*64)
+	b.Run("apply", func(b *testing.B) {
+		for b.Loop() {
+			p.Apply(img, dst)
+		}
+	})
+	src := planar(img)
+	b.Run("planar", func(b *testing.B) {
+		for b.Loop() {
+			planarInto(img, src)
+		}
+	})
+	tmp, out := make([]float32, 3*64*128), make([]float32, 3*64*64)
+	b.Run("resize", func(b *testing.B) {
+		for b.Loop() {
+			resizePlanesInto(src, 128, 128, 64, 64, tmp, out)
+		}
+	})
 }

@@ -226,6 +226,9 @@ func (p *Preprocessor) Apply(img image.Image, dst []float32) error {
 			scale, shift = scale/p.Std[c], -p.Mean[c]/p.Std[c]
 		}
 		out := dst[c*n : (c+1)*n]
+		if affineC(out, src[c*n:(c+1)*n], scale, shift) {
+			continue
+		}
 		for i, v := range src[c*n : (c+1)*n] {
 			out[i] = v*scale + shift
 		}
@@ -289,6 +292,9 @@ func resizePlanes(src []float32, sw, sh, dw, dh int) []float32 {
 // resizePlanesInto is resizePlanes with the intermediate (3*dw*sh values) and
 // output (3*dw*dh values) buffers given; it returns out.
 func resizePlanesInto(src []float32, sw, sh, dw, dh int, tmp, out []float32) []float32 {
+	if resizeC(src, sw, sh, dw, dh, cachedPacked(sw, dw), cachedPacked(sh, dh), tmp, out) {
+		return out
+	}
 	xs := cachedWeights(sw, dw)
 	ys := cachedWeights(sh, dh)
 	for c := range 3 {
@@ -340,6 +346,36 @@ func cachedWeights(src, dst int) []taps {
 type taps struct {
 	first int
 	w     []float32
+}
+
+// packedTaps is filterWeights laid out for C: output i sums n[i] taps from
+// first[i], with weights w[i*k:], k the most taps of any output.
+type packedTaps struct {
+	first, n []int32
+	w        []float32
+	k        int
+}
+
+// packedCache maps [2]int{src, dst} to the packedTaps of filterWeights(src, dst).
+var packedCache sync.Map
+
+func cachedPacked(src, dst int) *packedTaps {
+	key := [2]int{src, dst}
+	if v, ok := packedCache.Load(key); ok {
+		return v.(*packedTaps)
+	}
+	ts := cachedWeights(src, dst)
+	p := &packedTaps{first: make([]int32, len(ts)), n: make([]int32, len(ts))}
+	for _, t := range ts {
+		p.k = max(p.k, len(t.w))
+	}
+	p.w = make([]float32, len(ts)*max(p.k, 1))
+	for i, t := range ts {
+		p.first[i], p.n[i] = int32(t.first), int32(len(t.w))
+		copy(p.w[i*p.k:], t.w)
+	}
+	packedCache.Store(key, p)
+	return p
 }
 
 // filterWeights gives each output pixel's source taps, PIL-style: centres at
