@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 )
@@ -9,12 +10,22 @@ import (
 // 32x32 latents, 64 text tokens); they report GFLOP/s of the GEMM work.
 
 func BenchmarkConv3x3(b *testing.B) {
-	s := ConvShape{B: 8, C: 64, H: 32, W: 32, OC: 64, K: 3, Stride: 1, Pad: 1}
+	for _, s := range []ConvShape{
+		{B: 8, C: 64, H: 32, W: 32, OC: 64, K: 3, Stride: 1, Pad: 1},
+		{B: 8, C: 128, H: 16, W: 16, OC: 128, K: 3, Stride: 1, Pad: 1},
+		{B: 8, C: 256, H: 8, W: 8, OC: 256, K: 3, Stride: 1, Pad: 1},
+		{B: 8, C: 256, H: 4, W: 4, OC: 256, K: 3, Stride: 1, Pad: 1},
+	} {
+		b.Run(fmt.Sprintf("C%d_%dx%d", s.C, s.H, s.W), func(b *testing.B) { benchConv(b, s) })
+	}
+}
+
+func benchConv(b *testing.B, s ConvShape) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	inp, w, bias := randSlice32(rng, s.B*s.C*s.H*s.W), randSlice32(rng, s.OC*s.C*9), randSlice32(rng, s.OC)
+	inp, w, bias := randSlice32(rng, s.B*s.C*s.H*s.W), randSlice32(rng, s.OC*s.C*s.K*s.K), randSlice32(rng, s.OC)
 	out := make([]float32, s.B*s.OC*s.OH()*s.OW())
 	var cpu CPU
-	flops := 2 * float64(s.B*s.OC*s.OH()*s.OW()*s.C*9)
+	flops := 2 * float64(s.B*s.OC*s.OH()*s.OW()*s.C*s.K*s.K)
 	b.Run("forward", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			cpu.Conv2DForward(out, inp, w, bias, s)

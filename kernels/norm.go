@@ -7,9 +7,17 @@ import "math"
 // statistics the backward pass needs. C must be divisible by G. Statistics are
 // accumulated in float64 and use the biased variance, as nn.GroupNorm does.
 // GLIDE's normalization(ch, swish=1.0) is this followed by SiLUForward.
+//
+// Float32 runs the same computation in C (simd.c) when built with cgo.
 func GroupNormForward[F Float](out, mean, rstd, inp, weight, bias []F, B, C, HW, G int, eps float64) {
 	cg := C / G
 	n := cg * HW
+	if o, x, ok := f32s(out, inp); ok {
+		o, x = o[:B*C*HW], x[:B*C*HW]
+		m, rs, w, b := any(mean).([]float32)[:B*G], any(rstd).([]float32)[:B*G], any(weight).([]float32)[:C], any(bias).([]float32)[:C]
+		parallelFor(B*G, grainFor(3*n), func(lo, hi int) { simdGroupNormForward(o, m, rs, x, w, b, B, C, HW, G, eps, lo, hi) })
+		return
+	}
 	parallelFor(B*G, grainFor(3*n), func(lo, hi int) {
 		for bg := lo; bg < hi; bg++ {
 			x := inp[bg*n : (bg+1)*n]
@@ -50,6 +58,17 @@ func meanRstd[F Float](x []F, eps float64) (float64, float64) {
 func GroupNormBackward[F Float](dinp, dweight, dbias, dout, inp, weight, mean, rstd []F, B, C, HW, G int) {
 	cg := C / G
 	n := cg * HW
+	if dy, x, ok := f32s(dout, inp); ok { // the same computation in C (simd.c)
+		dy, x = dy[:B*C*HW], x[:B*C*HW]
+		m, rs := any(mean).([]float32)[:B*G], any(rstd).([]float32)[:B*G]
+		dw, db := any(dweight).([]float32)[:C], any(dbias).([]float32)[:C]
+		parallelFor(C, grainFor(2*B*HW), func(lo, hi int) { simdGroupNormBackwardParams(dw, db, dy, x, m, rs, B, C, HW, G, lo, hi) })
+		if dinp != nil {
+			dx, w := any(dinp).([]float32)[:B*C*HW], any(weight).([]float32)[:C]
+			parallelFor(B*G, grainFor(4*n), func(lo, hi int) { simdGroupNormBackwardInput(dx, dy, x, w, m, rs, B, C, HW, G, lo, hi) })
+		}
+		return
+	}
 	// Parameter grads per channel: sum over batch and space. Split by channel so
 	// workers never share an output.
 	parallelFor(C, grainFor(2*B*HW), func(lo, hi int) {

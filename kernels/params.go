@@ -136,6 +136,12 @@ func AdamWUpdate[F Float](params, grads, m, v []F, cfg AdamWConfig, step int) {
 	stepSize := F(cfg.LR / bc1)
 	bc2Sqrt := F(math.Sqrt(bc2))
 	eps := F(cfg.Eps)
+	if p32, g32, ok := f32s(params, grads); ok { // simd.c, the same float32 operations
+		m32, v32 := any(m).([]float32), any(v).([]float32)
+		c := &[6]float32{float32(b1), float32(b2), float32(decay), float32(stepSize), float32(bc2Sqrt), float32(eps)}
+		elementwise(len(params), func(lo, hi int) { simdAdamW(p32, g32, m32, v32, c, lo, hi) })
+		return
+	}
 	elementwise(len(params), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			g := grads[i]

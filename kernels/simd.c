@@ -1,6 +1,7 @@
 //go:build cgo
 
-// Vectorised float32 kernels (SiLU, GELU, softmax's exp, im2col/col2im) for
+// Vectorised float32 kernels (SiLU, GELU, softmax's exp, im2col/col2im,
+// GroupNorm, AdamW) for
 // simd_cgo.go. The loops in simd.h are compiled three times: for AVX-512
 // (F/BW/DQ/VL, 16 floats a vector), for AVX2+FMA (8), and for the build's
 // baseline; kd_simd_init picks one by CPUID. The exp and erfc here are the
@@ -12,10 +13,11 @@
 #include <string.h>
 
 // The loops vectorise only at -O3 and, for the clamps and selects without
-// AVX-512 masks, with -fno-trapping-math (cgo does not accept that flag).
+// AVX-512 masks, with -fno-trapping-math (cgo does not accept that flag);
+// -fno-math-errno lets sqrt be one instruction.
 // These kernels never rely on floating-point exceptions.
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("O3", "no-trapping-math")
+#pragma GCC optimize("O3", "no-trapping-math", "no-math-errno")
 #endif
 
 // kd_expf is exp(x) for float32: x = k*ln2 + r, |r| <= ln2/2, a degree-7
@@ -103,6 +105,57 @@ static inline void kd_ow_range(long W, long S, long P, long kj, long OW, long *l
 #undef KD_ATTR
 #endif
 
+// AdamW over [lo, hi): the float32 operations of params.go's AdamWUpdate,
+// with c = {b1, b2, decay, stepSize, bc2Sqrt, eps}. Written with explicit
+// vector types because GCC will not vectorise sqrtf while -fmath-errno is on
+// (cgo does not accept -fno-math-errno, and the pragma does not reach it).
+#define KD_ADAMW_BODY(V, VSQRT)                                                     \
+	float b1 = c[0], b2 = c[1], decay = c[2], step = c[3], bc2 = c[4], eps = c[5]; \
+	const long w = sizeof(V) / sizeof(float);                                     \
+	long i = lo;                                                                  \
+	for (; i + w <= hi; i += w) {                                                  \
+		V gi, mi, vi, pi;                                                          \
+		memcpy(&gi, g + i, sizeof(V));                                             \
+		memcpy(&mi, m + i, sizeof(V));                                             \
+		memcpy(&vi, v + i, sizeof(V));                                             \
+		memcpy(&pi, p + i, sizeof(V));                                             \
+		mi = b1 * mi + (1 - b1) * gi;                                              \
+		vi = b2 * vi + (1 - b2) * gi * gi;                                         \
+		V denom = (V)VSQRT(vi) / bc2 + eps;                                        \
+		pi = pi * decay - step * (mi / denom);                                     \
+		memcpy(m + i, &mi, sizeof(V));                                             \
+		memcpy(v + i, &vi, sizeof(V));                                             \
+		memcpy(p + i, &pi, sizeof(V));                                             \
+	}                                                                             \
+	kd_adamw_base(p, g, m, v, c, i, hi);
+
+static void kd_adamw_base(float *p, const float *g, float *m, float *v, const float *c, long lo, long hi) {
+	float b1 = c[0], b2 = c[1], decay = c[2], step = c[3], bc2 = c[4], eps = c[5];
+	for (long i = lo; i < hi; i++) {
+		float gi = g[i];
+		float mi = b1 * m[i] + (1 - b1) * gi;
+		float vi = b2 * v[i] + (1 - b2) * gi * gi;
+		m[i] = mi;
+		v[i] = vi;
+		float denom = __builtin_sqrtf(vi) / bc2 + eps;
+		p[i] = p[i] * decay - step * (mi / denom);
+	}
+}
+
+#ifdef KD_X86
+#include <immintrin.h>
+typedef float kd_v8 __attribute__((vector_size(32)));
+typedef float kd_v16 __attribute__((vector_size(64)));
+__attribute__((target("avx2,fma"))) static void kd_adamw_avx2(float *p, const float *g, float *m, float *v,
+                                                              const float *c, long lo, long hi) {
+	KD_ADAMW_BODY(kd_v8, _mm256_sqrt_ps)
+}
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))) static void kd_adamw_avx512(
+    float *p, const float *g, float *m, float *v, const float *c, long lo, long hi) {
+	KD_ADAMW_BODY(kd_v16, _mm512_sqrt_ps)
+}
+#endif
+
 static void (*kd_silu_fwd_p)(float *, const float *, long) = kd_silu_fwd_base;
 static void (*kd_silu_bwd_p)(float *, const float *, const float *, long) = kd_silu_bwd_base;
 static void (*kd_gelu_fwd_p)(float *, const float *, long) = kd_gelu_fwd_base;
@@ -110,6 +163,10 @@ static void (*kd_gelu_bwd_p)(float *, const float *, const float *, long) = kd_g
 static double (*kd_exp_shift_p)(float *, long, float) = kd_exp_shift_base;
 static void (*kd_im2col_p)(float *, const float *, const long *, long, long) = kd_im2col_base;
 static void (*kd_col2im_p)(float *, const float *, const long *, long, long) = kd_col2im_base;
+static void (*kd_adamw_p)(float *, const float *, float *, float *, const float *, long, long) = kd_adamw_base;
+static void (*kd_groupnorm_fwd_p)(float *, float *, float *, const float *, const float *, const float *, const long *, double, long, long) = kd_groupnorm_fwd_base;
+static void (*kd_groupnorm_bwd_params_p)(float *, float *, const float *, const float *, const float *, const float *, const long *, long, long) = kd_groupnorm_bwd_params_base;
+static void (*kd_groupnorm_bwd_input_p)(float *, const float *, const float *, const float *, const float *, const float *, const long *, long, long) = kd_groupnorm_bwd_input_base;
 
 // kd_simd_init picks the widest kernels the CPU (and OS) support; level is
 // 512, 256 or 0 (baseline), or -1 to force the baseline. It returns the level used.
@@ -127,6 +184,10 @@ int kd_simd_init(int level) {
 		kd_exp_shift_p = kd_exp_shift_avx512;
 		kd_im2col_p = kd_im2col_avx512;
 		kd_col2im_p = kd_col2im_avx512;
+		kd_adamw_p = kd_adamw_avx512;
+		kd_groupnorm_fwd_p = kd_groupnorm_fwd_avx512;
+		kd_groupnorm_bwd_params_p = kd_groupnorm_bwd_params_avx512;
+		kd_groupnorm_bwd_input_p = kd_groupnorm_bwd_input_avx512;
 		return 512;
 	}
 	if (level >= 256 && avx2) {
@@ -137,6 +198,10 @@ int kd_simd_init(int level) {
 		kd_exp_shift_p = kd_exp_shift_avx2;
 		kd_im2col_p = kd_im2col_avx2;
 		kd_col2im_p = kd_col2im_avx2;
+		kd_adamw_p = kd_adamw_avx2;
+		kd_groupnorm_fwd_p = kd_groupnorm_fwd_avx2;
+		kd_groupnorm_bwd_params_p = kd_groupnorm_bwd_params_avx2;
+		kd_groupnorm_bwd_input_p = kd_groupnorm_bwd_input_avx2;
 		return 256;
 	}
 #endif
@@ -147,6 +212,10 @@ int kd_simd_init(int level) {
 	kd_exp_shift_p = kd_exp_shift_base;
 	kd_im2col_p = kd_im2col_base;
 	kd_col2im_p = kd_col2im_base;
+	kd_adamw_p = kd_adamw_base;
+	kd_groupnorm_fwd_p = kd_groupnorm_fwd_base;
+	kd_groupnorm_bwd_params_p = kd_groupnorm_bwd_params_base;
+	kd_groupnorm_bwd_input_p = kd_groupnorm_bwd_input_base;
 	return 0;
 }
 
@@ -157,3 +226,18 @@ void kd_gelu_bwd(float *dinp, const float *dout, const float *in, long n) { kd_g
 double kd_exp_shift(float *y, long n, float m) { return kd_exp_shift_p(y, n, m); }
 void kd_im2col(float *col, const float *x, const long *sh, long r0, long r1) { kd_im2col_p(col, x, sh, r0, r1); }
 void kd_col2im(float *dx, const float *col, const long *sh, long p0, long p1) { kd_col2im_p(dx, col, sh, p0, p1); }
+void kd_adamw(float *p, const float *g, float *m, float *v, const float *c, long lo, long hi) {
+	kd_adamw_p(p, g, m, v, c, lo, hi);
+}
+void kd_groupnorm_fwd(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                      const long *sh, double eps, long bg0, long bg1) {
+	kd_groupnorm_fwd_p(out, mean, rstd, inp, w, b, sh, eps, bg0, bg1);
+}
+void kd_groupnorm_bwd_params(float *dw, float *db, const float *dout, const float *inp, const float *mean,
+                             const float *rstd, const long *sh, long c0, long c1) {
+	kd_groupnorm_bwd_params_p(dw, db, dout, inp, mean, rstd, sh, c0, c1);
+}
+void kd_groupnorm_bwd_input(float *dinp, const float *dout, const float *inp, const float *w, const float *mean,
+                            const float *rstd, const long *sh, long bg0, long bg1) {
+	kd_groupnorm_bwd_input_p(dinp, dout, inp, w, mean, rstd, sh, bg0, bg1);
+}

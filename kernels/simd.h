@@ -109,3 +109,95 @@ KD_ATTR static void KD_FN(kd_col2im)(float *dx, const float *col, const long *sh
 		}
 	}
 }
+
+// GroupNorm forward over groups [bg0, bg1) of n = cg*HW elements: norm.go's
+// GroupNormForward (float64 statistics, affine folded into one multiply-add).
+KD_ATTR static void KD_FN(kd_groupnorm_fwd)(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                                            const float *b, const long *sh, double eps, long bg0, long bg1) {
+	long G = sh[0], cg = sh[1], HW = sh[2], n = cg * HW;
+	for (long bg = bg0; bg < bg1; bg++) {
+		const float *x = inp + bg * n;
+		float *y = out + bg * n;
+		double s = 0;
+#pragma omp simd reduction(+ : s)
+		for (long i = 0; i < n; i++) s += x[i];
+		double m = s / n, ss = 0;
+#pragma omp simd reduction(+ : ss)
+		for (long i = 0; i < n; i++) {
+			double d = x[i] - m;
+			ss += d * d;
+		}
+		double rs = 1 / __builtin_sqrt(ss / n + eps);
+		mean[bg] = (float)m;
+		rstd[bg] = (float)rs;
+		long c0 = (bg % G) * cg;
+		for (long ci = 0; ci < cg; ci++) {
+			float a = (float)rs * w[c0 + ci];
+			float bb = b[c0 + ci] - (float)m * a;
+			const float *xs = x + ci * HW;
+			float *ys = y + ci * HW;
+			for (long i = 0; i < HW; i++) ys[i] = xs[i] * a + bb;
+		}
+	}
+}
+
+// GroupNorm weight and bias gradients for channels [c0, c1), summed over the
+// batch in float64 (norm.go's GroupNormBackward, first loop).
+KD_ATTR static void KD_FN(kd_groupnorm_bwd_params)(float *dw, float *db, const float *dout, const float *inp,
+                                                   const float *mean, const float *rstd, const long *sh, long c0, long c1) {
+	long G = sh[0], cg = sh[1], HW = sh[2], B = sh[3], C = G * cg;
+	for (long c = c0; c < c1; c++) {
+		double sw = 0, sb = 0;
+		for (long b = 0; b < B; b++) {
+			long bg = b * G + c / cg;
+			double m = mean[bg], rs = rstd[bg];
+			const float *dy = dout + (b * C + c) * HW, *x = inp + (b * C + c) * HW;
+			double tw = 0, tb = 0;
+#pragma omp simd reduction(+ : tw, tb)
+			for (long i = 0; i < HW; i++) {
+				tw += (double)dy[i] * ((double)x[i] - m);
+				tb += dy[i];
+			}
+			sw += tw * rs;
+			sb += tb;
+		}
+		dw[c] += (float)sw;
+		db[c] += (float)sb;
+	}
+}
+
+// GroupNorm input gradient over groups [bg0, bg1) (norm.go's second loop):
+// dx += rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat*xhat)), dxhat = dout*w.
+KD_ATTR static void KD_FN(kd_groupnorm_bwd_input)(float *dinp, const float *dout, const float *inp, const float *w,
+                                                  const float *mean, const float *rstd, const long *sh, long bg0, long bg1) {
+	long G = sh[0], cg = sh[1], HW = sh[2], n = cg * HW;
+	for (long bg = bg0; bg < bg1; bg++) {
+		double m = mean[bg], rs = rstd[bg];
+		long c0 = (bg % G) * cg;
+		const float *x = inp + bg * n, *dy = dout + bg * n;
+		float *dx = dinp + bg * n;
+		double sdx = 0, sdxx = 0;
+		for (long ci = 0; ci < cg; ci++) {
+			double wc = w[c0 + ci], tx = 0, txx = 0;
+			const float *xs = x + ci * HW, *dys = dy + ci * HW;
+#pragma omp simd reduction(+ : tx, txx)
+			for (long i = 0; i < HW; i++) {
+				tx += dys[i];
+				txx += (double)dys[i] * ((double)xs[i] - m);
+			}
+			sdx += tx * wc;
+			sdxx += txx * wc;
+		}
+		sdx /= n;
+		sdxx = sdxx * rs / n;
+		for (long ci = 0; ci < cg; ci++) {
+			double wc = w[c0 + ci];
+			const float *xs = x + ci * HW, *dys = dy + ci * HW;
+			float *dxs = dx + ci * HW;
+			for (long i = 0; i < HW; i++) {
+				double xhat = ((double)xs[i] - m) * rs;
+				dxs[i] += (float)(rs * ((double)dys[i] * wc - sdx - xhat * sdxx));
+			}
+		}
+	}
+}

@@ -4,6 +4,7 @@ package kernels
 
 /*
 #cgo CFLAGS: -fopenmp-simd
+#cgo LDFLAGS: -lm
 int kd_simd_init(int level);
 void kd_silu_fwd(float *out, const float *in, long n);
 void kd_silu_bwd(float *dinp, const float *dout, const float *in, long n);
@@ -12,6 +13,13 @@ void kd_gelu_bwd(float *dinp, const float *dout, const float *in, long n);
 double kd_exp_shift(float *y, long n, float m);
 void kd_im2col(float *col, const float *x, const long *sh, long r0, long r1);
 void kd_col2im(float *dx, const float *col, const long *sh, long p0, long p1);
+void kd_adamw(float *p, const float *g, float *m, float *v, const float *c, long lo, long hi);
+void kd_groupnorm_fwd(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                      const long *sh, double eps, long bg0, long bg1);
+void kd_groupnorm_bwd_params(float *dw, float *db, const float *dout, const float *inp, const float *mean,
+                             const float *rstd, const long *sh, long c0, long c1);
+void kd_groupnorm_bwd_input(float *dinp, const float *dout, const float *inp, const float *w, const float *mean,
+                            const float *rstd, const long *sh, long bg0, long bg1);
 */
 import "C"
 
@@ -86,4 +94,29 @@ func simdIm2col(col, x []float32, g int, s ConvShape, lo, hi int) {
 // simdCol2im is col2im's (sample, channel) planes [lo, hi) (see col2im).
 func simdCol2im(dx, col []float32, g int, s ConvShape, lo, hi int) {
 	C.kd_col2im(fp(dx), fp(col), &convArgs(g, s)[0], C.long(lo), C.long(hi))
+}
+
+// simdAdamW is AdamWUpdate's loop over [lo, hi) of the full slices, with
+// c = {b1, b2, decay, stepSize, bc2Sqrt, eps}.
+func simdAdamW(p, g, m, v []float32, c *[6]float32, lo, hi int) {
+	if hi > lo {
+		C.kd_adamw(fp(p), fp(g[:len(p)]), fp(m[:len(p)]), fp(v[:len(p)]), (*C.float)(unsafe.Pointer(&c[0])), C.long(lo), C.long(hi))
+	}
+}
+
+// GroupNorm over (B,C,HW) with G groups; the C kernels take {G, C/G, HW, B}.
+func gnArgs(B, Cn, HW, G int) *[4]C.long {
+	return &[4]C.long{C.long(G), C.long(Cn / G), C.long(HW), C.long(B)}
+}
+
+func simdGroupNormForward(out, mean, rstd, inp, w, b []float32, B, Cn, HW, G int, eps float64, lo, hi int) {
+	C.kd_groupnorm_fwd(fp(out), fp(mean), fp(rstd), fp(inp), fp(w), fp(b), &gnArgs(B, Cn, HW, G)[0], C.double(eps), C.long(lo), C.long(hi))
+}
+
+func simdGroupNormBackwardParams(dw, db, dout, inp, mean, rstd []float32, B, Cn, HW, G int, lo, hi int) {
+	C.kd_groupnorm_bwd_params(fp(dw), fp(db), fp(dout), fp(inp), fp(mean), fp(rstd), &gnArgs(B, Cn, HW, G)[0], C.long(lo), C.long(hi))
+}
+
+func simdGroupNormBackwardInput(dinp, dout, inp, w, mean, rstd []float32, B, Cn, HW, G int, lo, hi int) {
+	C.kd_groupnorm_bwd_input(fp(dinp), fp(dout), fp(inp), fp(w), fp(mean), fp(rstd), &gnArgs(B, Cn, HW, G)[0], C.long(lo), C.long(hi))
 }

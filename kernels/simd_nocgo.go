@@ -22,3 +22,19 @@ func simdIm2col(col, x []float32, g int, s ConvShape, lo, hi int) {
 func simdCol2im(dx, col []float32, g int, s ConvShape, lo, hi int) {
 	panic("kernels: no SIMD without cgo")
 }
+
+func simdAdamW(p, g, m, v []float32, c *[6]float32, lo, hi int) {
+	panic("kernels: no SIMD without cgo")
+}
+
+func simdGroupNormForward(out, mean, rstd, inp, w, b []float32, B, C, HW, G int, eps float64, lo, hi int) {
+	panic("kernels: no SIMD without cgo")
+}
+
+func simdGroupNormBackwardParams(dw, db, dout, inp, mean, rstd []float32, B, C, HW, G int, lo, hi int) {
+	panic("kernels: no SIMD without cgo")
+}
+
+func simdGroupNormBackwardInput(dinp, dout, inp, w, mean, rstd []float32, B, C, HW, G int, lo, hi int) {
+	panic("kernels: no SIMD without cgo")
+}
