@@ -30,16 +30,32 @@ func AttentionForward[F Float](out, att, q, k, v, keyScale, keyMask []F, s Atten
 		Gemm(false, true, s.Nq, s.Nk, s.D, 1, q[bh*qs:(bh+1)*qs], s.D, k[bh*ks:(bh+1)*ks], s.D, 0, att[bh*as:(bh+1)*as], s.Nk)
 	}
 	rows := s.B * s.NH * s.Nq
-	parallelFor(rows, grainFor(4*s.Nk), func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			b := r / (s.NH * s.Nq)
-			row := att[r*s.Nk : (r+1)*s.Nk]
-			softmaxRow(row, row, keyRow(keyScale, b, s.Nk), keyRow(keyMask, b, s.Nk), alpha)
-		}
-	})
+	if a32, _, ok := f32s(att, att); ok { // the same softmax in C (simd.c)
+		a32 = a32[:rows*s.Nk]
+		sc, mk := keys32(keyScale, s), keys32(keyMask, s)
+		parallelFor(rows, grainFor(4*s.Nk), func(lo, hi int) {
+			simdAttnSoftmax(a32, sc, mk, alpha, s.Nk, s.NH*s.Nq, lo, hi)
+		})
+	} else {
+		parallelFor(rows, grainFor(4*s.Nk), func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				b := r / (s.NH * s.Nq)
+				row := att[r*s.Nk : (r+1)*s.Nk]
+				softmaxRow(row, row, keyRow(keyScale, b, s.Nk), keyRow(keyMask, b, s.Nk), alpha)
+			}
+		})
+	}
 	for bh := 0; bh < s.B*s.NH; bh++ {
 		Gemm(false, false, s.Nq, s.D, s.Nk, 1, att[bh*as:(bh+1)*as], s.Nk, v[bh*ks:(bh+1)*ks], s.D, 0, out[bh*qs:(bh+1)*qs], s.D)
 	}
+}
+
+// keys32 is a (B,Nk) key vector as []float32 (bounds-checked), or nil.
+func keys32[F Float](m []F, s AttentionShape) []float32 {
+	if m == nil {
+		return nil
+	}
+	return any(m).([]float32)[:s.B*s.Nk]
 }
 
 func keyRow[F Float](m []F, b, nk int) []F {
@@ -67,6 +83,26 @@ func AttentionBackward[F Float](dq, dk, dv, scratch, dout, att, q, k, v, keyScal
 		Gemm(false, true, s.Nq, s.Nk, s.D, 1, do, s.D, v[bh*ks:(bh+1)*ks], s.D, 0, scratch[bh*as:(bh+1)*as], s.Nk)
 	}
 	rows := s.B * s.NH * s.Nq
+	if g32, a32, ok := f32s(scratch, att); ok { // the same loops in C (simd.c)
+		g32, a32 = g32[:rows*s.Nk], a32[:rows*s.Nk]
+		sc := keys32(keyScale, s)
+		parallelFor(rows, grainFor(4*s.Nk), func(lo, hi int) {
+			simdAttnSoftmaxBackward(g32, a32, sc, alpha, s.Nk, s.NH*s.Nq, lo, hi)
+		})
+	} else {
+		attnSoftmaxBackward(scratch, att, keyScale, alpha, s)
+	}
+	for bh := 0; bh < s.B*s.NH; bh++ {
+		dl := scratch[bh*as : (bh+1)*as]
+		Gemm(false, false, s.Nq, s.D, s.Nk, 1, dl, s.Nk, k[bh*ks:(bh+1)*ks], s.D, 1, dq[bh*qs:(bh+1)*qs], s.D)
+		Gemm(true, false, s.Nk, s.D, s.Nq, 1, dl, s.Nk, q[bh*qs:(bh+1)*qs], s.D, 1, dk[bh*ks:(bh+1)*ks], s.D)
+	}
+}
+
+// attnSoftmaxBackward turns scratch (the probabilities' gradient) into the
+// logits' gradient, in place, row by row.
+func attnSoftmaxBackward[F Float](scratch, att, keyScale []F, alpha float64, s AttentionShape) {
+	rows := s.B * s.NH * s.Nq
 	parallelFor(rows, grainFor(4*s.Nk), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			b := r / (s.NH * s.Nq)
@@ -85,11 +121,6 @@ func AttentionBackward[F Float](dq, dk, dv, scratch, dout, att, q, k, v, keyScal
 			}
 		}
 	})
-	for bh := 0; bh < s.B*s.NH; bh++ {
-		dl := scratch[bh*as : (bh+1)*as]
-		Gemm(false, false, s.Nq, s.D, s.Nk, 1, dl, s.Nk, k[bh*ks:(bh+1)*ks], s.D, 1, dq[bh*qs:(bh+1)*qs], s.D)
-		Gemm(true, false, s.Nk, s.D, s.Nq, 1, dl, s.Nk, q[bh*qs:(bh+1)*qs], s.D, 1, dk[bh*ks:(bh+1)*ks], s.D)
-	}
 }
 
 // Permute0213 rearranges inp (A,B,C,D) into out (A,C,B,D). It moves heads in and
@@ -100,6 +131,11 @@ func AttentionBackward[F Float](dq, dk, dv, scratch, dout, att, q, k, v, keyScal
 //
 // The inverse permutation is Permute0213 with B and C swapped.
 func Permute0213[F Float](out, inp []F, A, B, C, D int) {
+	if o, in, ok := f32s(out, inp); ok { // the same copies in C (simd.c)
+		o, in = o[:A*B*C*D], in[:A*B*C*D]
+		parallelFor(A*C, grainFor(B*D), func(lo, hi int) { simdPermute0213(o, in, A, B, C, D, lo, hi) })
+		return
+	}
 	parallelFor(A*C, grainFor(B*D), func(lo, hi int) {
 		for ac := lo; ac < hi; ac++ {
 			a, c := ac/C, ac%C
@@ -112,6 +148,11 @@ func Permute0213[F Float](out, inp []F, A, B, C, D int) {
 
 // Permute0213Backward accumulates (+=) dout (A,C,B,D) into dinp (A,B,C,D).
 func Permute0213Backward[F Float](dinp, dout []F, A, B, C, D int) {
+	if dx, dy, ok := f32s(dinp, dout); ok { // the same sums in C (simd.c)
+		dx, dy = dx[:A*B*C*D], dy[:A*B*C*D]
+		parallelFor(A*B, grainFor(C*D), func(lo, hi int) { simdPermute0213Backward(dx, dy, A, B, C, D, lo, hi) })
+		return
+	}
 	parallelFor(A*B, grainFor(C*D), func(lo, hi int) {
 		for ab := lo; ab < hi; ab++ {
 			a, b := ab/B, ab%B

@@ -165,6 +165,10 @@ func ClipGradNorm[F Float](grads []F, maxNorm float64) float64 {
 	// Fixed chunking (not per thread) keeps the sum deterministic.
 	parallelFor(chunks, 1, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
+			if g32, _, ok := f32s(grads, grads); ok { // simd.c
+				part[c] = simdSumSq(g32, c*n/chunks, (c+1)*n/chunks)
+				continue
+			}
 			var s float64
 			for _, g := range grads[c*n/chunks : (c+1)*n/chunks] {
 				s += float64(g) * float64(g)

@@ -1,7 +1,7 @@
 //go:build cgo
 
 // Vectorised float32 kernels (SiLU, GELU, softmax's exp, im2col/col2im,
-// GroupNorm, AdamW) for
+// GroupNorm, AdamW, attention softmax, permutes) for
 // simd_cgo.go. The loops in simd.h are compiled three times: for AVX-512
 // (F/BW/DQ/VL, 16 floats a vector), for AVX2+FMA (8), and for the build's
 // baseline; kd_simd_init picks one by CPUID. The exp and erfc here are the
@@ -163,6 +163,11 @@ static void (*kd_gelu_bwd_p)(float *, const float *, const float *, long) = kd_g
 static double (*kd_exp_shift_p)(float *, long, float) = kd_exp_shift_base;
 static void (*kd_im2col_p)(float *, const float *, const long *, long, long) = kd_im2col_base;
 static void (*kd_col2im_p)(float *, const float *, const long *, long, long) = kd_col2im_base;
+static void (*kd_attn_softmax_p)(float *, const float *, const float *, double, long, long, long, long) = kd_attn_softmax_base;
+static void (*kd_attn_softmax_bwd_p)(float *, const float *, const float *, double, long, long, long, long) = kd_attn_softmax_bwd_base;
+static void (*kd_permute0213_p)(float *, const float *, const long *, long, long) = kd_permute0213_base;
+static void (*kd_permute0213_bwd_p)(float *, const float *, const long *, long, long) = kd_permute0213_bwd_base;
+static double (*kd_sumsq_p)(const float *, long, long) = kd_sumsq_base;
 static void (*kd_adamw_p)(float *, const float *, float *, float *, const float *, long, long) = kd_adamw_base;
 static void (*kd_groupnorm_fwd_p)(float *, float *, float *, const float *, const float *, const float *, const long *, double, long, long) = kd_groupnorm_fwd_base;
 static void (*kd_groupnorm_bwd_params_p)(float *, float *, const float *, const float *, const float *, const float *, const long *, long, long) = kd_groupnorm_bwd_params_base;
@@ -184,6 +189,11 @@ int kd_simd_init(int level) {
 		kd_exp_shift_p = kd_exp_shift_avx512;
 		kd_im2col_p = kd_im2col_avx512;
 		kd_col2im_p = kd_col2im_avx512;
+		kd_attn_softmax_p = kd_attn_softmax_avx512;
+		kd_attn_softmax_bwd_p = kd_attn_softmax_bwd_avx512;
+		kd_permute0213_p = kd_permute0213_avx512;
+		kd_permute0213_bwd_p = kd_permute0213_bwd_avx512;
+		kd_sumsq_p = kd_sumsq_avx512;
 		kd_adamw_p = kd_adamw_avx512;
 		kd_groupnorm_fwd_p = kd_groupnorm_fwd_avx512;
 		kd_groupnorm_bwd_params_p = kd_groupnorm_bwd_params_avx512;
@@ -198,6 +208,11 @@ int kd_simd_init(int level) {
 		kd_exp_shift_p = kd_exp_shift_avx2;
 		kd_im2col_p = kd_im2col_avx2;
 		kd_col2im_p = kd_col2im_avx2;
+		kd_attn_softmax_p = kd_attn_softmax_avx2;
+		kd_attn_softmax_bwd_p = kd_attn_softmax_bwd_avx2;
+		kd_permute0213_p = kd_permute0213_avx2;
+		kd_permute0213_bwd_p = kd_permute0213_bwd_avx2;
+		kd_sumsq_p = kd_sumsq_avx2;
 		kd_adamw_p = kd_adamw_avx2;
 		kd_groupnorm_fwd_p = kd_groupnorm_fwd_avx2;
 		kd_groupnorm_bwd_params_p = kd_groupnorm_bwd_params_avx2;
@@ -212,6 +227,11 @@ int kd_simd_init(int level) {
 	kd_exp_shift_p = kd_exp_shift_base;
 	kd_im2col_p = kd_im2col_base;
 	kd_col2im_p = kd_col2im_base;
+	kd_attn_softmax_p = kd_attn_softmax_base;
+	kd_attn_softmax_bwd_p = kd_attn_softmax_bwd_base;
+	kd_permute0213_p = kd_permute0213_base;
+	kd_permute0213_bwd_p = kd_permute0213_bwd_base;
+	kd_sumsq_p = kd_sumsq_base;
 	kd_adamw_p = kd_adamw_base;
 	kd_groupnorm_fwd_p = kd_groupnorm_fwd_base;
 	kd_groupnorm_bwd_params_p = kd_groupnorm_bwd_params_base;
@@ -241,3 +261,8 @@ void kd_groupnorm_bwd_input(float *dinp, const float *dout, const float *inp, co
                             const float *rstd, const long *sh, long bg0, long bg1) {
 	kd_groupnorm_bwd_input_p(dinp, dout, inp, w, mean, rstd, sh, bg0, bg1);
 }
+void kd_attn_softmax(float *att, const float *scale, const float *mask, double alpha, long Nk, long rpb, long r0, long r1) { kd_attn_softmax_p(att, scale, mask, alpha, Nk, rpb, r0, r1); }
+void kd_attn_softmax_bwd(float *g, const float *att, const float *scale, double alpha, long Nk, long rpb, long r0, long r1) { kd_attn_softmax_bwd_p(g, att, scale, alpha, Nk, rpb, r0, r1); }
+void kd_permute0213(float *out, const float *inp, const long *sh, long lo, long hi) { kd_permute0213_p(out, inp, sh, lo, hi); }
+void kd_permute0213_bwd(float *dinp, const float *dout, const long *sh, long lo, long hi) { kd_permute0213_bwd_p(dinp, dout, sh, lo, hi); }
+double kd_sumsq(const float *x, long lo, long hi) { return kd_sumsq_p(x, lo, hi); }

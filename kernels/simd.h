@@ -201,3 +201,95 @@ KD_ATTR static void KD_FN(kd_groupnorm_bwd_input)(float *dinp, const float *dout
 		}
 	}
 }
+
+// Attention softmax over rows [r0, r1) of att (rows, Nk), in place:
+// att = softmax(alpha * scale[b,j] * att[j]) over keys with mask[b,j] != 0,
+// b = row / rpb; scale and mask may be NULL. attention.go's softmaxRow.
+KD_ATTR static void KD_FN(kd_attn_softmax)(float *att, const float *scale, const float *mask, double alpha,
+                                           long Nk, long rpb, long r0, long r1) {
+	for (long r = r0; r < r1; r++) {
+		float *y = att + r * Nk;
+		long b = r / rpb;
+		const float *sc = scale ? scale + b * Nk : 0, *mk = mask ? mask + b * Nk : 0;
+		if (sc) {
+			for (long j = 0; j < Nk; j++) y[j] = (float)(alpha * y[j] * sc[j]);
+		} else {
+			for (long j = 0; j < Nk; j++) y[j] = (float)(alpha * y[j]);
+		}
+		if (mk) {
+			for (long j = 0; j < Nk; j++) y[j] = mk[j] == 0 ? -__builtin_inff() : y[j];
+		}
+		float m = -__builtin_inff();
+#pragma omp simd reduction(max : m)
+		for (long j = 0; j < Nk; j++) m = y[j] > m ? y[j] : m;
+		if (m == -__builtin_inff()) {
+			memset(y, 0, Nk * sizeof(float));
+			continue;
+		}
+		double sum = KD_FN(kd_exp_shift)(y, Nk, m);
+		float inv = (float)(1 / sum);
+		for (long j = 0; j < Nk; j++) y[j] *= inv;
+	}
+}
+
+// Attention softmax backward over rows [r0, r1), in place on g (the gradient
+// of the probabilities p): g = p * (g - sum_j p_j g_j) * alpha * scale[b,j].
+KD_ATTR static void KD_FN(kd_attn_softmax_bwd)(float *g, const float *att, const float *scale, double alpha,
+                                               long Nk, long rpb, long r0, long r1) {
+	for (long r = r0; r < r1; r++) {
+		float *gr = g + r * Nk;
+		const float *p = att + r * Nk;
+		const float *sc = scale ? scale + (r / rpb) * Nk : 0;
+		double dot = 0;
+#pragma omp simd reduction(+ : dot)
+		for (long j = 0; j < Nk; j++) dot += (double)p[j] * gr[j];
+		if (sc) {
+			for (long j = 0; j < Nk; j++) gr[j] = (float)((double)p[j] * (gr[j] - dot) * alpha * sc[j]);
+		} else {
+			for (long j = 0; j < Nk; j++) gr[j] = (float)((double)p[j] * (gr[j] - dot) * alpha);
+		}
+	}
+}
+
+// Permute (A,B,C,D) -> (A,C,B,D) for the output rows ac in [lo, hi) of A*C.
+KD_ATTR static void KD_FN(kd_permute0213)(float *out, const float *inp, const long *sh, long lo, long hi) {
+	long B = sh[1], C = sh[2], D = sh[3];
+	for (long ac = lo; ac < hi; ac++) {
+		long a = ac / C, c = ac % C;
+		float *o = out + ac * B * D;
+		const float *in = inp + (a * B * C + c) * D;
+		if (D == 1) {
+			for (long b = 0; b < B; b++) o[b] = in[b * C];
+		} else {
+			for (long b = 0; b < B; b++) memcpy(o + b * D, in + b * C * D, D * sizeof(float));
+		}
+	}
+}
+
+// Permute0213's adjoint, accumulating: dinp (A,B,C,D) += dout (A,C,B,D),
+// for the dinp rows ab in [lo, hi) of A*B.
+KD_ATTR static void KD_FN(kd_permute0213_bwd)(float *dinp, const float *dout, const long *sh, long lo, long hi) {
+	long B = sh[1], C = sh[2], D = sh[3];
+	for (long ab = lo; ab < hi; ab++) {
+		long a = ab / B, b = ab % B;
+		float *d = dinp + ab * C * D;
+		const float *g = dout + (a * C * B + b) * D;
+		if (D == 1) {
+			for (long c = 0; c < C; c++) d[c] += g[c * B];
+		} else {
+			for (long c = 0; c < C; c++) {
+				float *dc = d + c * D;
+				const float *gc = g + c * B * D;
+				for (long i = 0; i < D; i++) dc[i] += gc[i];
+			}
+		}
+	}
+}
+
+// Sum of squares in float64 over [lo, hi) (ClipGradNorm).
+KD_ATTR static double KD_FN(kd_sumsq)(const float *x, long lo, long hi) {
+	double s = 0;
+#pragma omp simd reduction(+ : s)
+	for (long i = lo; i < hi; i++) s += (double)x[i] * x[i];
+	return s;
+}

@@ -20,6 +20,11 @@ void kd_groupnorm_bwd_params(float *dw, float *db, const float *dout, const floa
                              const float *rstd, const long *sh, long c0, long c1);
 void kd_groupnorm_bwd_input(float *dinp, const float *dout, const float *inp, const float *w, const float *mean,
                             const float *rstd, const long *sh, long bg0, long bg1);
+void kd_attn_softmax(float *att, const float *scale, const float *mask, double alpha, long Nk, long rpb, long r0, long r1);
+void kd_attn_softmax_bwd(float *g, const float *att, const float *scale, double alpha, long Nk, long rpb, long r0, long r1);
+void kd_permute0213(float *out, const float *inp, const long *sh, long lo, long hi);
+void kd_permute0213_bwd(float *dinp, const float *dout, const long *sh, long lo, long hi);
+double kd_sumsq(const float *x, long lo, long hi);
 */
 import "C"
 
@@ -119,4 +124,44 @@ func simdGroupNormBackwardParams(dw, db, dout, inp, mean, rstd []float32, B, Cn,
 
 func simdGroupNormBackwardInput(dinp, dout, inp, w, mean, rstd []float32, B, Cn, HW, G int, lo, hi int) {
 	C.kd_groupnorm_bwd_input(fp(dinp), fp(dout), fp(inp), fp(w), fp(mean), fp(rstd), &gnArgs(B, Cn, HW, G)[0], C.long(lo), C.long(hi))
+}
+
+// fpOrNil is fp, or NULL for a nil slice.
+func fpOrNil(s []float32) *C.float {
+	if s == nil {
+		return nil
+	}
+	return fp(s)
+}
+
+// simdAttnSoftmax is AttentionForward's softmax over rows [lo, hi) of att
+// (rows, nk), in place; rpb rows share one batch entry of scale and mask.
+func simdAttnSoftmax(att, scale, mask []float32, alpha float64, nk, rpb, lo, hi int) {
+	C.kd_attn_softmax(fp(att), fpOrNil(scale), fpOrNil(mask), C.double(alpha), C.long(nk), C.long(rpb), C.long(lo), C.long(hi))
+}
+
+// simdAttnSoftmaxBackward is AttentionBackward's softmax backward over rows
+// [lo, hi), in place on g.
+func simdAttnSoftmaxBackward(g, att, scale []float32, alpha float64, nk, rpb, lo, hi int) {
+	C.kd_attn_softmax_bwd(fp(g), fp(att), fpOrNil(scale), C.double(alpha), C.long(nk), C.long(rpb), C.long(lo), C.long(hi))
+}
+
+func dims4(A, B, Cn, D int) *[4]C.long {
+	return &[4]C.long{C.long(A), C.long(B), C.long(Cn), C.long(D)}
+}
+
+func simdPermute0213(out, inp []float32, A, B, Cn, D, lo, hi int) {
+	C.kd_permute0213(fp(out), fp(inp), &dims4(A, B, Cn, D)[0], C.long(lo), C.long(hi))
+}
+
+func simdPermute0213Backward(dinp, dout []float32, A, B, Cn, D, lo, hi int) {
+	C.kd_permute0213_bwd(fp(dinp), fp(dout), &dims4(A, B, Cn, D)[0], C.long(lo), C.long(hi))
+}
+
+// simdSumSq is the float64 sum of x[i]^2 over [lo, hi).
+func simdSumSq(x []float32, lo, hi int) float64 {
+	if hi <= lo {
+		return 0
+	}
+	return float64(C.kd_sumsq(fp(x), C.long(lo), C.long(hi)))
 }

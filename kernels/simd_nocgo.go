@@ -38,3 +38,21 @@ func simdGroupNormBackwardParams(dw, db, dout, inp, mean, rstd []float32, B, C, 
 func simdGroupNormBackwardInput(dinp, dout, inp, w, mean, rstd []float32, B, C, HW, G int, lo, hi int) {
 	panic("kernels: no SIMD without cgo")
 }
+
+func simdAttnSoftmax(att, scale, mask []float32, alpha float64, nk, rpb, lo, hi int) {
+	panic("kernels: no SIMD without cgo")
+}
+
+func simdAttnSoftmaxBackward(g, att, scale []float32, alpha float64, nk, rpb, lo, hi int) {
+	panic("kernels: no SIMD without cgo")
+}
+
+func simdPermute0213(out, inp []float32, A, B, C, D, lo, hi int) {
+	panic("kernels: no SIMD without cgo")
+}
+
+func simdPermute0213Backward(dinp, dout []float32, A, B, C, D, lo, hi int) {
+	panic("kernels: no SIMD without cgo")
+}
+
+func simdSumSq(x []float32, lo, hi int) float64 { panic("kernels: no SIMD without cgo") }
