@@ -398,6 +398,9 @@ func counts(v any) (samples, rejects int64) {
 // It returns how long it waited, which callers that time a whole function
 // (sources, FlatMap) subtract from their busy time.
 func send[T any](p *Pipeline, ctx context.Context, st *stage, ch chan<- T, v T) (time.Duration, error) {
+	// Counted before the send: once v is on the channel, the next stage
+	// may already be changing it.
+	s, r := counts(v)
 	var waited time.Duration
 	select {
 	case ch <- v:
@@ -417,7 +420,6 @@ func send[T any](p *Pipeline, ctx context.Context, st *stage, ch chan<- T, v T) 
 		}
 	}
 	st.out.Add(1)
-	s, r := counts(v)
 	st.samples.Add(s)
 	st.rejects.Add(r)
 	return waited, nil
