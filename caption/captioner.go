@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/kediff/kediff/onnx"
 )
@@ -316,7 +315,7 @@ func (c *Captioner) GenerateEach(imgs []image.Image, s Search) []Result {
 func (c *Captioner) generateBatch(imgs []image.Image, idx []int, w, h int, s Search, res []Result) {
 	n := len(idx)
 	plane := 3 * w * h
-	pxp := pxPool.Get().(*[]float32)
+	pxp := pxPool.Get()
 	defer pxPool.Put(pxp)
 	if cap(*pxp) < n*plane {
 		*pxp = make([]float32, n*plane)
@@ -461,12 +460,23 @@ func (c *Captioner) generateBatch(imgs []image.Image, idx []int, w, h int, s Sea
 	}
 }
 
-// pxPool holds encoder input buffers (*[]float32), reused across batches.
-var pxPool = sync.Pool{New: func() any { return new([]float32) }}
+// pxPool holds encoder input buffers, reused across batches.
+var pxPool onnx.FreeList[[]float32]
 
+// finite reports whether x holds no NaN and no infinity (exponent bits all
+// ones), four values a step.
 func finite(x []float32) bool {
-	for _, v := range x {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+	const exp = 0x7f800000
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		v := x[i : i+4 : i+4]
+		a, b, c, d := math.Float32bits(v[0])&exp, math.Float32bits(v[1])&exp, math.Float32bits(v[2])&exp, math.Float32bits(v[3])&exp
+		if a == exp || b == exp || c == exp || d == exp {
+			return false
+		}
+	}
+	for ; i < len(x); i++ {
+		if math.Float32bits(x[i])&exp == exp {
 			return false
 		}
 	}

@@ -194,7 +194,7 @@ func (p *Preprocessor) Apply(img image.Image, dst []float32) error {
 	if len(dst) != 3*ow*oh {
 		return fmt.Errorf("caption: preprocess: dst holds %d values, want %d", len(dst), 3*ow*oh)
 	}
-	sc := scratchPool.Get().(*scratch)
+	sc := scratchPool.Get()
 	defer scratchPool.Put(sc)
 	sw, sh := b.Dx(), b.Dy()
 	sc.planar = grow(sc.planar, 3*sw*sh)
@@ -239,7 +239,7 @@ func (p *Preprocessor) Apply(img image.Image, dst []float32) error {
 // scratch holds Apply's intermediate planes, reused across calls.
 type scratch struct{ planar, tmp, resized, crop []float32 }
 
-var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+var scratchPool onnx.FreeList[scratch]
 
 // grow returns b resized to n values, reallocated only when too small.
 func grow(b []float32, n int) []float32 {

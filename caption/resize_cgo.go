@@ -154,19 +154,20 @@ static int kd_resize_plane(const float *src, int sw, int sh, int dw, int dh,
 import "C"
 
 import (
-	"sync"
 	"unsafe"
+
+	"github.com/kediff/kediff/onnx"
 )
 
-// stripPool holds resizeC's transposed strips (*[]float32).
-var stripPool = sync.Pool{New: func() any { return new([]float32) }}
+// stripPool holds resizeC's transposed strips.
+var stripPool onnx.FreeList[[]float32]
 
 // resizeC is resizePlanesInto in C, for x86-64 CPUs with AVX2 (elsewhere
 // it returns false and does nothing): the same sums in the same order, so
 // the same values. Both passes run eight lanes at a time (the horizontal
 // one on transposed strips of eight rows).
 func resizeC(src []float32, sw, sh, dw, dh int, xs, ys *packedTaps, tmp, out []float32) bool {
-	sc := stripPool.Get().(*[]float32)
+	sc := stripPool.Get()
 	defer stripPool.Put(sc)
 	if len(*sc) < 8*(sw+dw) {
 		*sc = make([]float32, 8*(sw+dw))

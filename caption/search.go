@@ -103,8 +103,23 @@ func search(n int, step stepFunc, start, eos int64, k, maxLen int, lengthPenalty
 			cands = cands[:0]
 			bad := false
 			for b := range live[i] {
-				lp = logSoftmax(lp, logits[row*vocab:(row+1)*vocab])
+				x := logits[row*vocab : (row+1)*vocab]
 				row++
+				if k == 1 {
+					// Greedy: one beam, so the candidates rank as its
+					// logits do (log-softmax subtracts one constant); the
+					// score is never compared with another image's, so the
+					// exponentials are skipped.
+					if !finite(x) {
+						bad = true
+						continue
+					}
+					for _, tk := range topK32(x, 2) {
+						cands = append(cands, cand{float64(x[tk]), b, tk})
+					}
+					continue
+				}
+				lp = logSoftmax(lp, x)
 				if lp == nil {
 					bad = true
 					continue
@@ -188,6 +203,29 @@ func logSoftmax(dst []float64, x []float32) []float64 {
 		dst[i] = float64(v) - ls
 	}
 	return dst
+}
+
+// topK32 is topK for float32 values.
+func topK32(x []float32, k int) []int {
+	k = min(k, len(x))
+	idx := make([]int, 0, k+1)
+	for i, v := range x {
+		if len(idx) == k && v <= x[idx[k-1]] {
+			continue
+		}
+		j := len(idx)
+		if j == k {
+			j--
+		} else {
+			idx = append(idx, 0)
+		}
+		for j > 0 && x[idx[j-1]] < v {
+			idx[j] = idx[j-1]
+			j--
+		}
+		idx[j] = i
+	}
+	return idx
 }
 
 // topK returns the indices of the k largest values, largest first (ties: lower

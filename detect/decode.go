@@ -31,22 +31,37 @@ func Decode(out []float32, anchors, classes int, cfg *Config) ([]Candidate, erro
 		if len(out) != (4+classes)*anchors {
 			return nil, fmt.Errorf("detect: output holds %d values, want (4+%d)*%d", len(out), classes, anchors)
 		}
-		for i := 0; i < anchors; i++ {
-			best, bc := float32(math.Inf(-1)), 0
-			for c := 0; c < classes; c++ {
-				v := out[(4+c)*anchors+i]
-				if v != v {
-					return nil, errNaN(i)
-				}
-				if v > best {
-					best, bc = v, c
-				}
+		// Class rows are contiguous: first the best score of every anchor,
+		// a row at a time (max propagates a NaN), then the class of the
+		// few anchors that reach Conf.
+		if classes <= 0 {
+			return nil, nil
+		}
+		best := make([]float32, anchors)
+		copy(best, out[4*anchors:5*anchors])
+		for c := 1; c < classes; c++ {
+			row := out[(4+c)*anchors : (5+c)*anchors]
+			row = row[:len(best)]
+			for i, v := range row {
+				best[i] = max(best[i], v)
 			}
-			if best < cfg.Conf {
+		}
+		for i, b := range best {
+			if b != b {
+				return nil, errNaN(i)
+			}
+			if b < cfg.Conf {
 				continue
 			}
+			// The first class with the best score (max gives +0 for -0 and
+			// +0; == treats them alike, and the score is the class's own).
+			bc := 0
+			for out[(4+bc)*anchors+i] != b {
+				bc++
+			}
+			score := out[(4+bc)*anchors+i]
 			cx, cy, w, h := out[i], out[anchors+i], out[2*anchors+i], out[3*anchors+i]
-			c, err := corners(i, bc, best, cx, cy, w, h)
+			c, err := corners(i, bc, score, cx, cy, w, h)
 			if err != nil {
 				return nil, err
 			}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"image"
 	"math"
-	"sync"
 
 	"github.com/kediff/kediff/onnx"
 )
@@ -41,8 +40,8 @@ type Detector struct {
 	anchors  int // anchor count A; -1 when the model's is dynamic
 	maxBatch int
 	zh       []string
-	bufs     sync.Pool // *[]float32 input buffers of maxBatch images
-	rgbs     sync.Pool // *[]byte RGB conversion buffers
+	bufs     onnx.FreeList[[]float32] // input buffers of maxBatch images
+	rgbs     onnx.FreeList[[]byte]    // RGB conversion buffers
 }
 
 // Open loads model and checks that its input and output match cfg: one
@@ -227,10 +226,7 @@ func (d *Detector) DetectResults(imgs []image.Image) ([]Result, error) {
 	// One RGB buffer per call: each image is converted just before it is
 	// filled into the input batch. A YCbCr image that needs no resize (what
 	// image/jpeg gives at the model's size) goes straight into the batch.
-	bp, _ := d.rgbs.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
+	bp := d.rgbs.Get()
 	defer d.rgbs.Put(bp)
 	return d.run(len(imgs), func(i int, dst []float32) (Letterbox, error) {
 		img := imgs[i]
@@ -273,10 +269,9 @@ func (d *Detector) run(n int, fill func(i int, dst []float32) (Letterbox, error)
 	res := make([]Result, n)
 	p := d.cfg.Preprocess
 	plane := 3 * p.Width * p.Height
-	bp, _ := d.bufs.Get().(*[]float32)
-	if bp == nil || len(*bp) < d.maxBatch*plane {
-		b := make([]float32, d.maxBatch*plane)
-		bp = &b
+	bp := d.bufs.Get()
+	if len(*bp) < d.maxBatch*plane {
+		*bp = make([]float32, d.maxBatch*plane)
 	}
 	defer d.bufs.Put(bp)
 	buf := *bp

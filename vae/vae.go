@@ -11,7 +11,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sync"
 
 	"github.com/kediff/kediff/onnx"
 )
@@ -227,7 +226,7 @@ func (e *Encoder) Encode(imgs []image.Image, keys []string) []Latent {
 
 func (e *Encoder) encodeBatch(imgs []image.Image, keys []string, idx []int, w, h int, out []Latent) {
 	n, plane := len(idx), 3*w*h
-	pxp := pxPool.Get().(*[]float32)
+	pxp := pxPool.Get()
 	defer pxPool.Put(pxp)
 	if cap(*pxp) < n*plane {
 		*pxp = make([]float32, n*plane)
@@ -312,8 +311,8 @@ var (
 	sampleValue = sampleMap.Table()
 )
 
-// pxPool holds encoder input buffers (*[]float32), reused across batches.
-var pxPool = sync.Pool{New: func() any { return new([]float32) }}
+// pxPool holds encoder input buffers, reused across batches.
+var pxPool onnx.FreeList[[]float32]
 
 // toSample writes img as [3, H, W] values in [-1, 1] (x / 127.5 - 1).
 // *image.YCbCr (what image/jpeg returns) is converted directly, with the
