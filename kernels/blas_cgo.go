@@ -52,10 +52,24 @@ import "C"
 
 import (
 	"fmt"
+	"os"
 	"unsafe"
 )
 
+// blasThreadTimeout is OPENBLAS_THREAD_TIMEOUT unless the environment sets
+// it: after a call, OpenBLAS's worker threads spin (sched_yield) for 2^N
+// cycles before they sleep, 2^28 by default, a tenth of a second. Between
+// GEMMs the model runs other kernels on the same cores, which the spinning
+// threads then compete with: a bench-train step at 2 threads used 2.0 CPU-s
+// with the default and 1.3 with 2^20 (about 0.3 ms), in the same wall time.
+// OpenBLAS reads it once, when it is loaded; os.Setenv also sets it for C
+// and for child processes (bench-train's PyTorch side runs the same OpenBLAS).
+const blasThreadTimeout = "20"
+
 func openBLAS(path string) (threads int, err error) {
+	if _, set := os.LookupEnv("OPENBLAS_THREAD_TIMEOUT"); !set {
+		os.Setenv("OPENBLAS_THREAD_TIMEOUT", blasThreadTimeout)
+	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	if C.kd_blas_open(cpath) == 0 {

@@ -41,7 +41,8 @@ func loadBLAS() {
 // GEMMBackend says which GEMM is in use: "openblas (<path>, N threads, core
 // <kernel set>)" or "go". The kernel set matters as much as the library: on
 // an AVX-512 CPU, OPENBLAS_CORETYPE=Haswell (AVX2) runs sgemm at about 60% of
-// the speed of OpenBLAS's own choice (SkylakeX or Cooperlake).
+// the speed of OpenBLAS's own choice (SkylakeX or Cooperlake). Loading
+// OpenBLAS also sets OPENBLAS_THREAD_TIMEOUT when unset (blasThreadTimeout).
 func GEMMBackend() string {
 	loadBLAS()
 	if blas.ok && !blas.off {

@@ -84,7 +84,7 @@ func run(B, warmup, rounds, steps int, config, python, ref, dir, profile string,
 		return err
 	}
 	threads := runtime.GOMAXPROCS(0)
-	fmt.Printf("machine: %s, %d cores, GOMAXPROCS %d; GEMM: %s\n", cpuModel(), runtime.NumCPU(), threads, kernels.GEMMBackend())
+	fmt.Printf("machine: %s, %d cores, GOMAXPROCS %d; GEMM: %s, OPENBLAS_THREAD_TIMEOUT %s\n", cpuModel(), runtime.NumCPU(), threads, kernels.GEMMBackend(), os.Getenv("OPENBLAS_THREAD_TIMEOUT"))
 	if !strings.Contains(kernels.GEMMBackend(), fmt.Sprintf(", %d threads", threads)) {
 		log.Printf("warning: Go's GEMM threads differ from GOMAXPROCS %d (set OPENBLAS_NUM_THREADS=%d); PyTorch gets %d", threads, threads, threads)
 	}
@@ -362,6 +362,8 @@ func startTorch(python, ref, config, inputs string, threads int) (*torchProc, er
 	// OPENBLAS_CORETYPE or CPUID), so both sides' matrix products run the same code.
 	cmd.Env = append(os.Environ(), fmt.Sprintf("OMP_NUM_THREADS=%d", threads), fmt.Sprintf("OPENBLAS_NUM_THREADS=%d", threads))
 	if core := kernels.OpenBLASCore(); core != "" {
+		// kernels also set OPENBLAS_THREAD_TIMEOUT in this process's
+		// environment (see kernels.GEMMBackend), which the child inherits.
 		cmd.Env = append(cmd.Env, "OPENBLAS_CORETYPE="+core)
 	}
 	cmd.Stderr = os.Stderr
