@@ -1,9 +1,10 @@
 package caption
 
 import (
+	"cmp"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 )
 
 // Search configures caption generation.
@@ -133,7 +134,7 @@ func search(n int, step stepFunc, start, eos int64, k, maxLen int, lengthPenalty
 				done[i] = true
 				continue
 			}
-			sort.SliceStable(cands, func(a, b int) bool { return cands[a].score > cands[b].score })
+			slices.SortStableFunc(cands, func(a, b cand) int { return cmp.Compare(b.score, a.score) })
 			var next []hyp
 			for rank, c := range cands {
 				seq := append(append(make([]int64, 0, len(live[i][c.beam].ids)+1), live[i][c.beam].ids...), int64(c.tk))

@@ -1,9 +1,10 @@
 package detect
 
 import (
+	"cmp"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 )
 
 // Candidate is one decoded prediction in model-input pixels, before mapping
@@ -165,7 +166,7 @@ func (g *gridWalker) levelRows() int { return g.h / g.strides[g.level] }
 // highest first (ties: lower anchor first), and at most maxDet are kept. It
 // returns the kept candidates in visiting order. cands is reordered.
 func NMS(cands []Candidate, iou float32, maxDet int) []Candidate {
-	sort.SliceStable(cands, func(i, j int) bool { return cands[i].Score > cands[j].Score })
+	slices.SortStableFunc(cands, func(a, b Candidate) int { return cmp.Compare(b.Score, a.Score) })
 	kept := cands[:0:0]
 	for _, c := range cands {
 		if len(kept) >= maxDet {

@@ -2,11 +2,12 @@ package detect
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"github.com/kediff/kediff/internal/selection"
 	"image"
 	"image/jpeg"
-	"sort"
+	"slices"
 	"strings"
 	"unicode"
 )
@@ -46,7 +47,7 @@ func (s Selection) Keep(objs []Object) {
 			cs = append(cs, cand{i, float64(objs[i].Score) * sqrt(float64(a))})
 		}
 	}
-	sort.SliceStable(cs, func(a, b int) bool { return cs[a].rank > cs[b].rank })
+	slices.SortStableFunc(cs, func(a, b cand) int { return cmp.Compare(b.rank, a.rank) })
 	for k, c := range cs {
 		if k >= s.MaxObjects {
 			break
@@ -283,10 +284,11 @@ func (d *Detector) Annotate(samples []Sample, sel Selection) ([]Annotation, erro
 		b := img.Bounds()
 		sizes[i] = [2]int{b.Dx(), b.Dy()}
 		anns[i].Prompt = s.Caption
-		anns[i].Mask = LossMask(nil, b.Dx(), b.Dy())
 		if selection.Selected(s.Key, sel.Seed, sel.Fraction) {
 			imgs = append(imgs, img)
 			which = append(which, i)
+		} else {
+			anns[i].Mask = LossMask(nil, b.Dx(), b.Dy())
 		}
 	}
 	res, err := d.DetectResults(imgs)

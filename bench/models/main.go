@@ -117,7 +117,8 @@ func main() {
 	rounds := flag.Int("rounds", 5, "interleaved rounds (medians are reported)")
 	only := flag.String("model", "", "run only this model (detect, captioner, vae)")
 	root := flag.String("root", ".", "repository root (for the fixture models)")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed stage runs to this file")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed rounds to this file (with -loops stage: of the stage runs alone)")
+	loops := flag.String("loops", "both", "which loops to time: both, stage or bare (one alone, e.g. under perf record, prints no ratio)")
 	flag.Parse()
 
 	samples, err := makeSamples(*n)
@@ -125,14 +126,16 @@ func main() {
 		log.Fatal(err)
 	}
 	var benches []*bench
-	for _, mk := range []func(string, []*sample) (*bench, error){detectBench, captionBench, vaeBench} {
-		b, err := mk(*root, samples)
+	for _, m := range []struct {
+		name string
+		mk   func(string, []*sample) (*bench, error)
+	}{{"detect", detectBench}, {"captioner", captionBench}, {"vae", vaeBench}} {
+		if *only != "" && m.name != *only {
+			continue
+		}
+		b, err := m.mk(*root, samples)
 		if err != nil {
 			log.Fatal(err)
-		}
-		if *only != "" && b.name != *only {
-			b.close()
-			continue
 		}
 		benches = append(benches, b)
 	}
@@ -154,6 +157,13 @@ func main() {
 		}
 		bare := make([][]measure, len(b.bare))
 		var stage []measure
+		var prof *os.File
+		if *cpuprofile != "" {
+			if prof, err = os.Create(*cpuprofile); err != nil {
+				log.Fatal(err)
+			}
+			pprof.StartCPUProfile(prof)
+		}
 		for r := 0; r < *rounds; r++ {
 			runBare := func() {
 				for i, v := range b.bare {
@@ -165,27 +175,33 @@ func main() {
 				}
 			}
 			runStage := func() {
-				if *cpuprofile != "" {
-					f, err := os.Create(*cpuprofile)
-					if err != nil {
-						log.Fatal(err)
-					}
-					pprof.StartCPUProfile(f)
-					defer func() { pprof.StopCPUProfile(); f.Close() }()
-				}
 				m, err := timeIt(b.stage)
 				if err != nil {
 					log.Fatalf("%s stage: %v", b.name, err)
 				}
 				stage = append(stage, m)
 			}
-			if r%2 == 0 {
+			switch {
+			case *loops == "stage":
+				runStage()
+			case *loops == "bare":
+				runBare()
+			case r%2 == 0:
 				runBare()
 				runStage()
-			} else {
+			default:
 				runStage()
 				runBare()
 			}
+		}
+		if prof != nil {
+			pprof.StopCPUProfile()
+			prof.Close()
+		}
+		if *loops != "both" {
+			report(b, bare, stage)
+			b.close()
+			continue
 		}
 		for _, metric := range []string{"wall", "cpu"} {
 			get := func(m measure) float64 {
@@ -218,6 +234,28 @@ func main() {
 	}
 	if failed {
 		fmt.Println("\nsome stage is below target on some metric (wall figures on a loaded machine are noisy; see the cpu rows)")
+	}
+}
+
+// report prints the medians of one loop run alone (-loops stage or bare).
+func report(b *bench, bare [][]measure, stage []measure) {
+	for _, metric := range []string{"wall", "cpu"} {
+		get := func(m measure) float64 {
+			if metric == "wall" {
+				return m.wall
+			}
+			return m.cpu
+		}
+		fmt.Printf("%-10s %-9s", b.name, metric)
+		for i, ms := range bare {
+			if len(ms) > 0 {
+				fmt.Printf(" %s %.1f", b.bare[i].name, median(ms, get))
+			}
+		}
+		if len(stage) > 0 {
+			fmt.Printf(" stage %.1f", median(stage, get))
+		}
+		fmt.Println()
 	}
 }
 
