@@ -184,6 +184,10 @@ func ClipGradNorm[F Float](grads []F, maxNorm float64) float64 {
 	coef := maxNorm / (norm + 1e-6)
 	if coef < 1 && !math.IsNaN(norm) && !math.IsInf(norm, 0) {
 		c := F(coef)
+		if g32, _, ok := f32s(grads, grads); ok { // simd.c
+			elementwise(n, func(lo, hi int) { simdScale(g32[lo:hi], float32(c)) })
+			return norm
+		}
 		elementwise(n, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
 				grads[i] *= c

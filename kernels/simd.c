@@ -1,7 +1,7 @@
 //go:build cgo
 
 // Vectorised float32 kernels (SiLU, GELU, softmax's exp, im2col/col2im,
-// GroupNorm, AdamW, attention softmax, permutes) for
+// GroupNorm, AdamW, attention softmax, permutes, adds) for
 // simd_cgo.go. The loops in simd.h are compiled three times: for AVX-512
 // (F/BW/DQ/VL, 16 floats a vector), for AVX2+FMA (8), and for the build's
 // baseline; kd_simd_init picks one by CPUID. The exp and erfc here are the
@@ -163,6 +163,9 @@ static void (*kd_gelu_bwd_p)(float *, const float *, const float *, long) = kd_g
 static double (*kd_exp_shift_p)(float *, long, float) = kd_exp_shift_base;
 static void (*kd_im2col_p)(float *, const float *, const long *, long, long) = kd_im2col_base;
 static void (*kd_col2im_p)(float *, const float *, const long *, long, long) = kd_col2im_base;
+static void (*kd_add_p)(float *, const float *, const float *, long) = kd_add_base;
+static void (*kd_acc_p)(float *, const float *, long) = kd_acc_base;
+static void (*kd_scale_p)(float *, float, long) = kd_scale_base;
 static void (*kd_attn_softmax_p)(float *, const float *, const float *, double, long, long, long, long) = kd_attn_softmax_base;
 static void (*kd_attn_softmax_bwd_p)(float *, const float *, const float *, double, long, long, long, long) = kd_attn_softmax_bwd_base;
 static void (*kd_permute0213_p)(float *, const float *, const long *, long, long) = kd_permute0213_base;
@@ -189,6 +192,9 @@ int kd_simd_init(int level) {
 		kd_exp_shift_p = kd_exp_shift_avx512;
 		kd_im2col_p = kd_im2col_avx512;
 		kd_col2im_p = kd_col2im_avx512;
+		kd_add_p = kd_add_avx512;
+		kd_acc_p = kd_acc_avx512;
+		kd_scale_p = kd_scale_avx512;
 		kd_attn_softmax_p = kd_attn_softmax_avx512;
 		kd_attn_softmax_bwd_p = kd_attn_softmax_bwd_avx512;
 		kd_permute0213_p = kd_permute0213_avx512;
@@ -208,6 +214,9 @@ int kd_simd_init(int level) {
 		kd_exp_shift_p = kd_exp_shift_avx2;
 		kd_im2col_p = kd_im2col_avx2;
 		kd_col2im_p = kd_col2im_avx2;
+		kd_add_p = kd_add_avx2;
+		kd_acc_p = kd_acc_avx2;
+		kd_scale_p = kd_scale_avx2;
 		kd_attn_softmax_p = kd_attn_softmax_avx2;
 		kd_attn_softmax_bwd_p = kd_attn_softmax_bwd_avx2;
 		kd_permute0213_p = kd_permute0213_avx2;
@@ -227,6 +236,9 @@ int kd_simd_init(int level) {
 	kd_exp_shift_p = kd_exp_shift_base;
 	kd_im2col_p = kd_im2col_base;
 	kd_col2im_p = kd_col2im_base;
+	kd_add_p = kd_add_base;
+	kd_acc_p = kd_acc_base;
+	kd_scale_p = kd_scale_base;
 	kd_attn_softmax_p = kd_attn_softmax_base;
 	kd_attn_softmax_bwd_p = kd_attn_softmax_bwd_base;
 	kd_permute0213_p = kd_permute0213_base;
@@ -266,3 +278,6 @@ void kd_attn_softmax_bwd(float *g, const float *att, const float *scale, double 
 void kd_permute0213(float *out, const float *inp, const long *sh, long lo, long hi) { kd_permute0213_p(out, inp, sh, lo, hi); }
 void kd_permute0213_bwd(float *dinp, const float *dout, const long *sh, long lo, long hi) { kd_permute0213_bwd_p(dinp, dout, sh, lo, hi); }
 double kd_sumsq(const float *x, long lo, long hi) { return kd_sumsq_p(x, lo, hi); }
+void kd_add(float *out, const float *a, const float *b, long n) { kd_add_p(out, a, b, n); }
+void kd_acc(float *dst, const float *src, long n) { kd_acc_p(dst, src, n); }
+void kd_scale(float *x, float c, long n) { kd_scale_p(x, c, n); }

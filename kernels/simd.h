@@ -293,3 +293,18 @@ KD_ATTR static double KD_FN(kd_sumsq)(const float *x, long lo, long hi) {
 	for (long i = lo; i < hi; i++) s += (double)x[i] * x[i];
 	return s;
 }
+
+// out[i] = a[i] + b[i] over [0, n) (AddForward).
+KD_ATTR static void KD_FN(kd_add)(float *out, const float *a, const float *b, long n) {
+	for (long i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+// dst[i] += src[i] over [0, n) (Accumulate).
+KD_ATTR static void KD_FN(kd_acc)(float *dst, const float *src, long n) {
+	for (long i = 0; i < n; i++) dst[i] += src[i];
+}
+
+// x[i] *= c over [0, n) (ClipGradNorm's scaling).
+KD_ATTR static void KD_FN(kd_scale)(float *x, float c, long n) {
+	for (long i = 0; i < n; i++) x[i] *= c;
+}

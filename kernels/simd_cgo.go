@@ -25,6 +25,9 @@ void kd_attn_softmax_bwd(float *g, const float *att, const float *scale, double 
 void kd_permute0213(float *out, const float *inp, const long *sh, long lo, long hi);
 void kd_permute0213_bwd(float *dinp, const float *dout, const long *sh, long lo, long hi);
 double kd_sumsq(const float *x, long lo, long hi);
+void kd_add(float *out, const float *a, const float *b, long n);
+void kd_acc(float *dst, const float *src, long n);
+void kd_scale(float *x, float c, long n);
 */
 import "C"
 
@@ -164,4 +167,22 @@ func simdSumSq(x []float32, lo, hi int) float64 {
 		return 0
 	}
 	return float64(C.kd_sumsq(fp(x), C.long(lo), C.long(hi)))
+}
+
+func simdAdd(out, a, b []float32) {
+	if len(a) > 0 {
+		C.kd_add(fp(out[:len(a)]), fp(a), fp(b[:len(a)]), C.long(len(a)))
+	}
+}
+
+func simdAccumulate(dst, src []float32) {
+	if len(src) > 0 {
+		C.kd_acc(fp(dst[:len(src)]), fp(src), C.long(len(src)))
+	}
+}
+
+func simdScale(x []float32, c float32) {
+	if len(x) > 0 {
+		C.kd_scale(fp(x), C.float(c), C.long(len(x)))
+	}
 }

@@ -56,3 +56,7 @@ func simdPermute0213Backward(dinp, dout []float32, A, B, C, D, lo, hi int) {
 }
 
 func simdSumSq(x []float32, lo, hi int) float64 { panic("kernels: no SIMD without cgo") }
+
+func simdAdd(out, a, b []float32)       { panic("kernels: no SIMD without cgo") }
+func simdAccumulate(dst, src []float32) { panic("kernels: no SIMD without cgo") }
+func simdScale(x []float32, c float32)  { panic("kernels: no SIMD without cgo") }

@@ -276,3 +276,26 @@ func TestSIMDAttentionMatchesGo(t *testing.T) {
 		}
 	}
 }
+
+// TestSIMDAddsMatchGo checks AddForward, Accumulate and ClipGradNorm's
+// scaling (C in cgo builds) bit for bit against the Go loops.
+func TestSIMDAddsMatchGo(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	a, b := randSlice32(rng, 1037), randSlice32(rng, 1037)
+	run := func(level int) [][]float32 {
+		setSIMD(level)
+		sum, acc, clip := make([]float32, len(a)), slices.Clone(a), slices.Clone(a)
+		AddForward(sum, a, b, len(a))
+		Accumulate(acc, b, len(a))
+		ClipGradNorm(clip, 0.5)
+		return [][]float32{sum, acc, clip}
+	}
+	want := run(-1)
+	for _, level := range simdLevels(t) {
+		for i, got := range run(level) {
+			if !slices.Equal(got, want[i]) {
+				t.Errorf("level %d: %s differs", level, []string{"AddForward", "Accumulate", "ClipGradNorm"}[i])
+			}
+		}
+	}
+}

@@ -2,6 +2,11 @@ package kernels
 
 // AddForward: out = a + b over n elements (residual connections). out may alias a or b.
 func AddForward[F Float](out, a, b []F, n int) {
+	if o, a32, ok := f32s(out, a); ok { // simd.c
+		b32 := any(b).([]float32)
+		elementwise(n, func(lo, hi int) { simdAdd(o[lo:hi], a32[lo:hi], b32[lo:hi]) })
+		return
+	}
 	elementwise(n, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			out[i] = a[i] + b[i]
@@ -12,6 +17,10 @@ func AddForward[F Float](out, a, b []F, n int) {
 // Accumulate does dst += src over n elements: the backward of AddForward for
 // each operand, and the way gradients of a tensor used twice are summed.
 func Accumulate[F Float](dst, src []F, n int) {
+	if d, s, ok := f32s(dst, src); ok { // simd.c
+		elementwise(n, func(lo, hi int) { simdAccumulate(d[lo:hi], s[lo:hi]) })
+		return
+	}
 	elementwise(n, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			dst[i] += src[i]
