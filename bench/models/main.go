@@ -33,6 +33,16 @@
 // Detector: the selection fraction is 1, so every sample goes through the
 // model in both loops (the pipeline's 0.5 would only skip half the samples).
 //
+// detect640 is the detector at production scale, so that the fixture rows'
+// overhead can be read against a real model: a network of YOLOv8n's size
+// and shape (random weights, 80 classes) on 640x640 photo-like images,
+// -samples640 of them per pass (32). tools/detect/yolov8n_random.py exports
+// it into .cache/models/ on first use (Debian python3-torch); it is never
+// committed. -samples640 0 leaves the row out.
+//
+// -loops stage (or bare) times one loop alone, e.g. for perf record or with
+// -cpuprofile, and prints its medians without a ratio.
+//
 // Metrics: samples per second of wall time, and samples per CPU-second of the
 // whole process (user + system, getrusage), which other work on a shared
 // machine disturbs less; the table gives the median over the rounds of each
@@ -53,6 +63,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -115,7 +126,8 @@ type measure struct{ wall, cpu float64 } // samples per second of wall / process
 func main() {
 	n := flag.Int("samples", 256, "synthetic 128x128 photo-like samples per pass")
 	rounds := flag.Int("rounds", 5, "interleaved rounds (medians are reported)")
-	only := flag.String("model", "", "run only this model (detect, captioner, vae)")
+	only := flag.String("model", "", "run only this model (detect, captioner, vae, detect640)")
+	n640 := flag.Int("samples640", 32, "640x640 samples per pass of detect640 (0: leave detect640 out)")
 	root := flag.String("root", ".", "repository root (for the fixture models)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed rounds to this file (with -loops stage: of the stage runs alone)")
 	loops := flag.String("loops", "both", "which loops to time: both, stage or bare (one alone, e.g. under perf record, prints no ratio)")
@@ -129,8 +141,9 @@ func main() {
 	for _, m := range []struct {
 		name string
 		mk   func(string, []*sample) (*bench, error)
-	}{{"detect", detectBench}, {"captioner", captionBench}, {"vae", vaeBench}} {
-		if *only != "" && m.name != *only {
+	}{{"detect", detectBench}, {"captioner", captionBench}, {"vae", vaeBench},
+		{"detect640", func(root string, _ []*sample) (*bench, error) { return detect640Bench(root, *n640) }}} {
+		if (*only != "" && m.name != *only) || (m.name == "detect640" && *n640 <= 0) {
 			continue
 		}
 		b, err := m.mk(*root, samples)
@@ -262,10 +275,13 @@ func report(b *bench, bare [][]measure, stage []measure) {
 // makeSamples renders n photo-like 128x128 scenes, stores them as JPEG (the
 // pipeline's default quality 95) and decodes them the way pipelines does
 // (image.Decode), so the stages get the same image type as in a run.
-func makeSamples(n int) ([]*sample, error) {
+func makeSamples(n int) ([]*sample, error) { return makeSamplesSize(n, 128) }
+
+// makeSamplesSize is makeSamples for side x side images.
+func makeSamplesSize(n, side int) ([]*sample, error) {
 	out := make([]*sample, n)
 	opt := synth.DefaultOptions()
-	opt.Width, opt.Height, opt.Photo = 128, 128, true
+	opt.Width, opt.Height, opt.Photo = side, side, true
 	for k := range out {
 		rgba, sc := synth.Render(rand.New(rand.NewPCG(2026, uint64(k))), opt)
 		var buf bytes.Buffer
@@ -357,7 +373,39 @@ func detectBench(root string, samples []*sample) (*bench, error) {
 	if cfg.Labels, cfg.LabelsZh, err = detect.ReadLabels(filepath.Join(root, "detect/testdata/shapes.names")); err != nil {
 		return nil, err
 	}
-	model := filepath.Join(root, "detect/testdata/shapes_yolov8.onnx")
+	return detectModelBench("detect", filepath.Join(root, "detect/testdata/shapes_yolov8.onnx"), cfg, samples)
+}
+
+// yolov8nFile is where tools/detect/yolov8n_random.py writes the
+// production-size detector (random weights; never committed).
+const yolov8nFile = ".cache/models/yolov8n_random.onnx"
+
+// detect640Bench is the detector stage at production scale: a network of
+// YOLOv8n's size (3.2M parameters, 8.7 GFLOPs a 640x640 image, 80 classes,
+// random weights; exported into .cache/ by tools/detect/yolov8n_random.py
+// on first use, with Debian python3-torch) on 640x640 photo-like images.
+func detect640Bench(root string, n int) (*bench, error) {
+	model := filepath.Join(root, yolov8nFile)
+	if _, err := os.Stat(model); err != nil {
+		log.Printf("detect640: exporting %s (tools/detect/yolov8n_random.py)", yolov8nFile)
+		cmd := exec.Command("/usr/bin/python3", filepath.Join(root, "tools/detect/yolov8n_random.py"), model)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("detect640: exporting %s needs python3-torch (task setup): %v\n%s", yolov8nFile, err, out)
+		}
+	}
+	samples, err := makeSamplesSize(n, 640)
+	if err != nil {
+		return nil, err
+	}
+	cfg := detect.DefaultConfig()
+	cfg.Format = detect.YOLOv8
+	cfg.Preprocess.Width, cfg.Preprocess.Height = 640, 640
+	cfg.Batch = batchSize
+	return detectModelBench("detect640", model, cfg, samples)
+}
+
+// detectModelBench measures the detector stage of model with cfg on samples.
+func detectModelBench(name, model string, cfg detect.Config, samples []*sample) (*bench, error) {
 	d1, err := detect.Open(model, cfg, sessionOpts(1))
 	if err != nil {
 		return nil, err
@@ -417,7 +465,7 @@ func detectBench(root string, samples []*sample) (*bench, error) {
 		})
 	}
 	return &bench{
-		name:    "detect",
+		name:    name,
 		threads: "stage 2 workers x 1 intra-op; bare 2 goroutines x 1 / 1 x 2 intra-op",
 		bare:    []variant{{"bare 2x1", bareRun(d1.Session(), 2)}, {"bare 1x2", bareRun(d2.Session(), 1)}},
 		stage:   stage,
