@@ -5,17 +5,12 @@ import "testing"
 func TestBufferPool(t *testing.T) {
 	var bp BufferPool
 	a := bp.Get(1000)
-	if len(a) != 1000 || cap(a) != bufferQuantum {
-		t.Fatalf("Get(1000): len %d cap %d, want 1000 and %d", len(a), cap(a), bufferQuantum)
+	if len(a) != 1000 || cap(a) != 1<<minClass {
+		t.Fatalf("Get(1000): len %d cap %d, want 1000 and %d", len(a), cap(a), 1<<minClass)
 	}
-	a[0] = 7
 	bp.Put(a)
-	// sync.Pool may drop items at any time (a GC); when it keeps this one,
-	// Get must hand back the same memory at the new length.
-	if b := bp.Get(2000); len(b) != 2000 {
-		t.Fatalf("Get(2000) after Put: len %d", len(b))
-	} else if &b[0] != &a[0] && cap(b) != bufferQuantum {
-		t.Fatalf("Get(2000): fresh buffer of cap %d, want %d", cap(b), bufferQuantum)
+	if b := bp.Get(2000); len(b) != 2000 || &b[0] != &a[0] {
+		t.Fatalf("Get(2000) after Put: len %d, same memory %v", len(b), &b[0] == &a[0])
 	}
 
 	for _, tc := range []struct {
@@ -23,10 +18,11 @@ func TestBufferPool(t *testing.T) {
 		n    int
 		want int // capacity
 	}{
-		{"empty", 0, 0},
-		{"one quantum", bufferQuantum, bufferQuantum},
-		{"rounded up", bufferQuantum + 1, 2 * bufferQuantum},
-		{"too big to pool", maxPooledBuffer + 1, maxPooledBuffer + 1},
+		{"empty", 0, 1 << minClass},
+		{"one class", 1 << minClass, 1 << minClass},
+		{"rounded up", 1<<minClass + 1, 1 << (minClass + 1)},
+		{"57 KB image", 57 << 10, 64 << 10},
+		{"too big to pool", 1<<maxClass + 1, 1<<maxClass + 1},
 	} {
 		var fresh BufferPool
 		if b := fresh.Get(tc.n); len(b) != tc.n || cap(b) != tc.want {
@@ -34,15 +30,31 @@ func TestBufferPool(t *testing.T) {
 		}
 	}
 
+	// A foreign buffer serves the largest class its capacity covers.
+	var fp BufferPool
+	foreign := make([]byte, 0, 100<<10)
+	fp.Put(foreign)
+	if b := fp.Get(64 << 10); cap(b) != 100<<10 {
+		t.Errorf("a 100 KiB buffer was not reused for 64 KiB (got cap %d)", cap(b))
+	}
+	fp.Put(make([]byte, 0, 100<<10))
+	if b := fp.Get(65 << 10); cap(b) != 128<<10 {
+		t.Errorf("Get(65 KiB) returned cap %d, want a fresh 128 KiB", cap(b))
+	}
+
+	// Bounded: far more Puts than Gets keep at most maxPooledBytes a class.
+	var bounded BufferPool
+	for range 10000 {
+		bounded.Put(make([]byte, 0, 64<<10))
+	}
+	if n := len(bounded.free[16]); n*(64<<10) > maxPooledBytes {
+		t.Errorf("pool kept %d buffers of 64 KiB, over %d bytes", n, maxPooledBytes)
+	}
+
 	var nilPool *BufferPool // allocates, never recycles
 	b := nilPool.Get(10)
 	nilPool.Put(b)
 	if len(b) != 10 {
 		t.Fatalf("nil pool Get(10): len %d", len(b))
-	}
-	big := make([]byte, maxPooledBuffer+1)
-	bp.Put(big)
-	if c := bp.Get(100); cap(c) > maxPooledBuffer {
-		t.Fatal("a buffer above maxPooledBuffer came back from the pool")
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -254,16 +255,37 @@ func runPipeline(kediff, config, in, out string) (measured, error) {
 	if err := os.RemoveAll(out); err != nil {
 		return measured{}, err
 	}
-	cmd := exec.Command(kediff, "preprocess", "--input", in, "--output", out, "--config", config, "--quiet", "--log-level", "warn")
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd := exec.Command(kediff, "preprocess", "--input", in, "--output", out, "--config", config, "--quiet", "--log-format", "json")
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = os.Stdout, &logs
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
+		os.Stderr.Write(logs.Bytes())
 		return measured{}, fmt.Errorf("%s: %w", strings.Join(cmd.Args, " "), err)
 	}
 	wall := time.Since(start)
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	return measured{wall: wall, cpu: cpu, maxRSSMiB: float64(ru.Maxrss) / 1024}, nil
+	// The peak RSS comes from kediff's own summary (VmHWM): the child's
+	// ru_maxrss would include this process's memory, which the child
+	// shares until its exec.
+	var done struct {
+		Msg     string  `json:"msg"`
+		PeakRSS float64 `json:"peak_rss_mib"`
+	}
+	for _, line := range bytes.Split(logs.Bytes(), []byte("\n")) {
+		var rec struct {
+			Msg     string  `json:"msg"`
+			PeakRSS float64 `json:"peak_rss_mib"`
+		}
+		if json.Unmarshal(line, &rec) == nil && rec.Msg == "preprocess: done" {
+			done = rec
+		}
+	}
+	if done.PeakRSS == 0 {
+		return measured{}, fmt.Errorf("%s: no peak_rss_mib in its summary log line", strings.Join(cmd.Args, " "))
+	}
+	return measured{wall: wall, cpu: cpu, maxRSSMiB: done.PeakRSS}, nil
 }
 
 // replicate writes n samples as tar shards of 1000, cycling through the base
