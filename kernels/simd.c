@@ -99,7 +99,11 @@ static inline void kd_ow_range(long W, long S, long P, long kj, long OW, long *l
 #undef KD_FN
 #undef KD_ATTR
 #define KD_FN(f) f##_avx512
+#if defined(__clang__)
+#define KD_ATTR __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
+#else // GCC would otherwise keep to 256-bit vectors
 #define KD_ATTR __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512")))
+#endif
 #include "simd.h"
 #undef KD_FN
 #undef KD_ATTR
