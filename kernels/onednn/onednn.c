@@ -31,6 +31,7 @@ static struct {
 	st_t (*engine_create)(void **, int, size_t);
 	st_t (*stream_create)(void **, void *, unsigned);
 	st_t (*stream_wait)(void *);
+	st_t (*stream_destroy)(void *);
 	st_t (*md_init_by_tag)(md_t *, int, const dims_t, int, int);
 	int (*md_equal)(const md_t *, const md_t *);
 	size_t (*md_size)(const md_t *);
@@ -55,7 +56,7 @@ static struct {
 	st_t (*post_ops_destroy)(void *);
 	st_t (*post_ops_append_sum)(void *, float);
 	const version_t *(*version)(void);
-	void *engine, *stream, *sum_attr; // sum_attr: reorders that accumulate into their destination
+	void *engine, *sum_attr; // sum_attr: reorders that accumulate into their destination
 	char desc[128];
 } d;
 
@@ -73,6 +74,7 @@ const char *kd_dnnl_open(const char *path) {
 	SYM(engine_create, "dnnl_engine_create")
 	SYM(stream_create, "dnnl_stream_create")
 	SYM(stream_wait, "dnnl_stream_wait")
+	SYM(stream_destroy, "dnnl_stream_destroy")
 	SYM(md_init_by_tag, "dnnl_memory_desc_init_by_tag")
 	SYM(md_equal, "dnnl_memory_desc_equal")
 	SYM(md_size, "dnnl_memory_desc_get_size")
@@ -98,7 +100,6 @@ const char *kd_dnnl_open(const char *path) {
 	SYM(post_ops_append_sum, "dnnl_post_ops_append_sum")
 #undef SYM
 	if (d.engine_create(&d.engine, ENGINE_CPU, 0)) return "dnnl_engine_create failed";
-	if (d.stream_create(&d.stream, d.engine, STREAM_DEFAULT)) return "dnnl_stream_create failed";
 	void *po;
 	if (d.attr_create(&d.sum_attr) || d.post_ops_create(&po) || d.post_ops_append_sum(po, 1.0f) ||
 	    d.attr_set_post_ops(d.sum_attr, po))
@@ -121,6 +122,7 @@ typedef struct {
 } port;
 
 struct kd_conv {
+	void *stream; // its own, so that Convs used from different threads never share one
 	void *fwd_pd, *bwd_d_pd, *bwd_w_pd;
 	void *fwd, *bwd_d, *bwd_w;
 	port src, wei, bias, dst;                  // forward
@@ -154,11 +156,11 @@ static void port_free(port *p) {
 }
 
 // port_in binds the user buffer and returns the memory the primitive reads.
-static void *port_in(port *p, const void *buf, st_t *rc) {
+static void *port_in(void *stream, port *p, const void *buf, st_t *rc) {
 	*rc |= d.mem_set_handle(p->user, (void *)buf);
 	if (!p->reorder) return p->user;
 	arg_t a[2] = {{A_FROM, p->user}, {A_TO, p->own}};
-	*rc |= d.prim_execute(p->reorder, d.stream, 2, a);
+	*rc |= d.prim_execute(p->reorder, stream, 2, a);
 	return p->own;
 }
 
@@ -169,10 +171,10 @@ static void *port_out(port *p, void *buf, st_t *rc) {
 }
 
 // port_done copies (or accumulates) the primitive's result to the user buffer.
-static void port_done(port *p, st_t *rc) {
+static void port_done(void *stream, port *p, st_t *rc) {
 	if (!p->reorder) return;
 	arg_t a[2] = {{A_FROM, p->own}, {A_TO, p->user}};
-	*rc |= d.prim_execute(p->reorder, d.stream, 2, a);
+	*rc |= d.prim_execute(p->reorder, stream, 2, a);
 }
 
 void kd_conv_free(kd_conv *c) {
@@ -180,6 +182,7 @@ void kd_conv_free(kd_conv *c) {
 	port *ports[] = {&c->src, &c->wei, &c->bias, &c->dst, &c->d_ddst, &c->d_wei, &c->d_dsrc, &c->w_src, &c->w_ddst, &c->w_dwei};
 	for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++) port_free(ports[i]);
 	if (c->dbias) d.mem_destroy(c->dbias);
+	if (c->stream) d.stream_destroy(c->stream);
 	void *prims[] = {c->fwd, c->bwd_d, c->bwd_w, c->fwd_pd, c->bwd_d_pd, c->bwd_w_pd};
 	for (int i = 0; i < 3; i++) if (prims[i]) d.prim_destroy(prims[i]);
 	for (int i = 3; i < 6; i++) if (prims[i]) d.pd_destroy(prims[i]);
@@ -194,6 +197,7 @@ kd_conv *kd_conv_new(int B, int C, int H, int W, int OC, int K, int stride, int 
 	kd_conv *c = calloc(1, sizeof *c);
 	if (!c) { *err = "out of memory"; return NULL; }
 	c->OC = OC;
+	if (d.stream_create(&c->stream, d.engine, STREAM_DEFAULT)) { *err = "dnnl_stream_create"; free(c); return NULL; }
 	int OH = (H + 2 * pad - K) / stride + 1, OW = (W + 2 * pad - K) / stride + 1;
 	// Right/bottom padding so that oneDNN's output size equals PyTorch's floor.
 	dims_t sd = {B, C, H, W}, wd = {OC, C, K, K}, dd = {B, OC, OH, OW}, bd = {OC};
@@ -250,11 +254,11 @@ kd_conv *kd_conv_new(int B, int C, int H, int W, int OC, int K, int stride, int 
 const char *kd_conv_forward(kd_conv *c, float *out, const float *inp, const float *weight, const float *bias) {
 	st_t rc = 0;
 	rc |= d.mem_set_handle(c->bias.user, bias ? (void *)bias : (void *)c->zero_bias);
-	arg_t a[4] = {{A_SRC, port_in(&c->src, inp, &rc)}, {A_WEI, port_in(&c->wei, weight, &rc)},
+	arg_t a[4] = {{A_SRC, port_in(c->stream, &c->src, inp, &rc)}, {A_WEI, port_in(c->stream, &c->wei, weight, &rc)},
 	              {A_DST, port_out(&c->dst, out, &rc)}, {A_BIAS, c->bias.user}};
-	rc |= d.prim_execute(c->fwd, d.stream, 4, a);
-	port_done(&c->dst, &rc);
-	rc |= d.stream_wait(d.stream);
+	rc |= d.prim_execute(c->fwd, c->stream, 4, a);
+	port_done(c->stream, &c->dst, &rc);
+	rc |= d.stream_wait(c->stream);
 	return rc ? "convolution forward" : NULL;
 }
 
@@ -262,20 +266,20 @@ const char *kd_conv_backward(kd_conv *c, float *dinp, float *dweight, float *dbi
                              const float *dout, const float *inp, const float *weight) {
 	st_t rc = 0;
 	if (dinp) {
-		arg_t a[3] = {{A_DIFF_DST, port_in(&c->d_ddst, dout, &rc)}, {A_WEI, port_in(&c->d_wei, weight, &rc)},
+		arg_t a[3] = {{A_DIFF_DST, port_in(c->stream, &c->d_ddst, dout, &rc)}, {A_WEI, port_in(c->stream, &c->d_wei, weight, &rc)},
 		              {A_DIFF_SRC, port_out(&c->d_dsrc, dinp, &rc)}};
-		rc |= d.prim_execute(c->bwd_d, d.stream, 3, a);
-		port_done(&c->d_dsrc, &rc);
+		rc |= d.prim_execute(c->bwd_d, c->stream, 3, a);
+		port_done(c->stream, &c->d_dsrc, &rc);
 	}
 	// The backward-data pass already reordered dout; reuse it when both
 	// primitives want the same layout.
 	void *ddst = (dinp && c->d_ddst.reorder && d.md_equal(c->d_ddst.inner, c->w_ddst.inner))
-	                 ? c->d_ddst.own : port_in(&c->w_ddst, dout, &rc);
-	arg_t a[4] = {{A_SRC, port_in(&c->w_src, inp, &rc)}, {A_DIFF_DST, ddst},
+	                 ? c->d_ddst.own : port_in(c->stream, &c->w_ddst, dout, &rc);
+	arg_t a[4] = {{A_SRC, port_in(c->stream, &c->w_src, inp, &rc)}, {A_DIFF_DST, ddst},
 	              {A_DIFF_WEI, port_out(&c->w_dwei, dweight, &rc)}, {A_DIFF_BIAS, c->dbias}};
-	rc |= d.prim_execute(c->bwd_w, d.stream, 4, a);
-	port_done(&c->w_dwei, &rc);
-	rc |= d.stream_wait(d.stream);
+	rc |= d.prim_execute(c->bwd_w, c->stream, 4, a);
+	port_done(c->stream, &c->w_dwei, &rc);
+	rc |= d.stream_wait(c->stream);
 	if (dbias)
 		for (int i = 0; i < c->OC; i++) dbias[i] += c->dbias_buf[i];
 	return rc ? "convolution backward" : NULL;
