@@ -46,7 +46,10 @@
 // Metrics: samples per second of wall time, and samples per CPU-second of the
 // whole process (user + system, getrusage), which other work on a shared
 // machine disturbs less; the table gives the median over the rounds of each
-// and the ratio stage / anchor (target >= 0.90).
+// and the ratio stage / anchor (target >= 0.90, the BELOW mark). "paired" is
+// the median over rounds of each round's stage / that round's faster bare
+// loop: measured seconds apart, a pair sees about the same load, so on a
+// machine whose load drifts it scatters less than the ratio of medians.
 package main
 
 import (
@@ -156,7 +159,7 @@ func main() {
 	fmt.Printf("machine: %d cores (GOMAXPROCS %d), GOARCH %s; onnxruntime %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOARCH, version)
 	fmt.Printf("input: %d synth Photo samples 128x128 (JPEG q95, decoded), batch %d, %d rounds, A/B order alternating\n", len(samples), batchSize, *rounds)
 
-	fmt.Printf("\n%-10s %-9s %12s %12s %12s %7s %7s   %s\n", "model", "metric", "bare 2x1", "bare 1x2", "stage", "ratio", "target", "threads")
+	fmt.Printf("\n%-10s %-9s %12s %12s %12s %7s %7s %7s   %s\n", "model", "metric", "bare 2x1", "bare 1x2", "stage", "ratio", "paired", "target", "threads")
 	failed := false
 	for _, b := range benches {
 		// Warm-up: one pass of each, untimed.
@@ -232,6 +235,17 @@ func main() {
 			}
 			st := median(stage, get)
 			ratio := st / anchor
+			// Paired: each round's stage over that round's faster bare
+			// loop, which cancels load that drifts between rounds.
+			paired := make([]measure, len(stage))
+			for r := range stage {
+				a := 0.0
+				for _, ms := range bare {
+					a = max(a, get(ms[r]))
+				}
+				paired[r].cpu = get(stage[r]) / a
+			}
+			pr := median(paired, func(m measure) float64 { return m.cpu })
 			unit := "samples/s"
 			if metric == "cpu" {
 				unit = "samples/CPU-s"
@@ -241,7 +255,7 @@ func main() {
 				mark = "  BELOW"
 				failed = true
 			}
-			fmt.Printf("%-10s %-9s %12.1f %12.1f %12.1f %7.2f %7.2f   %s (%s)%s\n", b.name, metric, bm[0], bm[1], st, ratio, target, b.threads, unit, mark)
+			fmt.Printf("%-10s %-9s %12.1f %12.1f %12.1f %7.2f %7.2f %7.2f   %s (%s)%s\n", b.name, metric, bm[0], bm[1], st, ratio, pr, target, b.threads, unit, mark)
 		}
 		b.close()
 	}
