@@ -19,6 +19,11 @@
 //     products go through Gemm, which loads OpenBLAS at run time (dlopen of
 //     libopenblas.so.0, or $KEDIFF_OPENBLAS) and otherwise falls back to a
 //     blocked pure-Go GEMM. Building needs neither OpenBLAS nor cgo.
+//   - With cgo, the float32 instances of the elementwise, normalisation,
+//     softmax, im2col and optimizer loops hand their chunks to C (simd.c,
+//     compiled for AVX-512, AVX2 and the baseline, picked by CPUID); the Go
+//     loops stay the float64 path, the CGO_ENABLED=0 path and the reference
+//     the C is tested against (simd_test.go).
 //
 // Backend wraps the float32 ops in one interface, op by op, so a CUDA
 // implementation can replace CPU without changing the model code.
