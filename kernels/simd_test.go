@@ -299,3 +299,19 @@ func TestSIMDAddsMatchGo(t *testing.T) {
 		}
 	}
 }
+
+// TestSIMDMatchesGoWhenSplit reruns the comparisons with every parallel loop
+// split into chunks of one item over 4 workers, so the C kernels see chunk
+// boundaries (row, plane, group and element ranges) everywhere.
+func TestSIMDMatchesGoWhenSplit(t *testing.T) {
+	defer forceSplit()()
+	for name, f := range map[string]func(*testing.T){
+		"activations": TestSIMDActivationsMatchFloat64,
+		"im2col":      TestSIMDIm2colMatchesGo,
+		"norm_adamw":  TestSIMDNormAndAdamWMatchGo,
+		"attention":   TestSIMDAttentionMatchesGo,
+		"adds":        TestSIMDAddsMatchGo,
+	} {
+		t.Run(name, f)
+	}
+}
