@@ -48,3 +48,33 @@ func BenchmarkStage(b *testing.B) {
 		b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "images/s")
 	})
 }
+
+// BenchmarkFinish times the per-image post-processing of the fixture's
+// 128x128 output (decoding 336 anchors, NMS, mapping boxes back), from one
+// recorded run.
+func BenchmarkFinish(b *testing.B) {
+	needRuntime(b)
+	cfg := fixtureConfig(YOLOv8)
+	d, err := Open(modelFile(YOLOv8), cfg, onnx.SessionOptions{IntraOpThreads: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	p := d.Config().Preprocess
+	img, _ := synth.Render(rand.New(rand.NewPCG(5, 1)), synth.Options{Width: p.Width, Height: p.Height, Photo: true})
+	buf := make([]float32, 3*p.Width*p.Height)
+	lb, _ := p.Fill(ToRGB(img, nil), buf)
+	outs, err := d.Session().Run(onnx.Float32("", []int64{1, 3, int64(p.Height), int64(p.Width)}, buf))
+	if err != nil {
+		b.Fatal(err)
+	}
+	A, C, err := d.outputDims(outs[0].Shape, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := d.finish(outs[0].Float32s(), A, C, lb); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

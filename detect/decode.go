@@ -1,7 +1,6 @@
 package detect
 
 import (
-	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -47,6 +46,13 @@ func Decode(out []float32, anchors, classes int, cfg *Config) ([]Candidate, erro
 				best[i] = max(best[i], v)
 			}
 		}
+		n := 0
+		for _, b := range best {
+			if b >= cfg.Conf {
+				n++
+			}
+		}
+		cands = make([]Candidate, 0, n)
 		for i, b := range best {
 			if b != b {
 				return nil, errNaN(i)
@@ -166,7 +172,16 @@ func (g *gridWalker) levelRows() int { return g.h / g.strides[g.level] }
 // highest first (ties: lower anchor first), and at most maxDet are kept. It
 // returns the kept candidates in visiting order. cands is reordered.
 func NMS(cands []Candidate, iou float32, maxDet int) []Candidate {
-	slices.SortStableFunc(cands, func(a, b Candidate) int { return cmp.Compare(b.Score, a.Score) })
+	// Highest score first; like the > it replaces, a NaN compares equal.
+	slices.SortStableFunc(cands, func(a, b Candidate) int {
+		switch {
+		case a.Score > b.Score:
+			return -1
+		case a.Score < b.Score:
+			return 1
+		}
+		return 0
+	})
 	kept := cands[:0:0]
 	for _, c := range cands {
 		if len(kept) >= maxDet {
