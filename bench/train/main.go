@@ -84,6 +84,11 @@ func run(B, warmup, rounds, steps int, config, python, ref, dir, profile string,
 		return err
 	}
 	threads := runtime.GOMAXPROCS(0)
+	if ct, set := os.LookupEnv("OPENBLAS_CORETYPE"); set {
+		// Both sides run what it says; on an AVX-512 CPU an AVX2 core type
+		// (Haswell, Zen) runs sgemm at about 60% of OpenBLAS's own choice.
+		log.Printf("note: OPENBLAS_CORETYPE=%s from the environment picks OpenBLAS's kernels for both sides; unset it to let OpenBLAS choose by CPUID", ct)
+	}
 	fmt.Printf("machine: %s, %d cores, GOMAXPROCS %d; GEMM: %s, OPENBLAS_THREAD_TIMEOUT %s\n", cpuModel(), runtime.NumCPU(), threads, kernels.GEMMBackend(), os.Getenv("OPENBLAS_THREAD_TIMEOUT"))
 	if !strings.Contains(kernels.GEMMBackend(), fmt.Sprintf(", %d threads", threads)) {
 		log.Printf("warning: Go's GEMM threads differ from GOMAXPROCS %d (set OPENBLAS_NUM_THREADS=%d); PyTorch gets %d", threads, threads, threads)
