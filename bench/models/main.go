@@ -40,8 +40,14 @@
 // it into .cache/models/ on first use (Debian python3-torch); it is never
 // committed. -samples640 0 leaves the row out.
 //
-// -loops stage (or bare) times one loop alone, e.g. for perf record or with
-// -cpuprofile, and prints its medians without a ratio.
+// pipe, a column for reading the gap: the stage's pipeline (the same Source,
+// Batch and Sink) with only the bare loop's work in the batch function, so
+// bare -> pipe is the cost of queueing (channels, goroutine hand-offs) and
+// pipe -> stage that of the model package's pre- and post-processing. The
+// ratio still compares the stage with the bare loop.
+//
+// -loops stage (or pipe, or bare) times one loop alone, e.g. for perf record
+// or with -cpuprofile, and prints its medians without a ratio.
 //
 // Metrics: samples per second of wall time, and samples per CPU-second of the
 // whole process (user + system, getrusage), which other work on a shared
@@ -115,6 +121,7 @@ type bench struct {
 	name    string
 	threads string
 	bare    []variant
+	pipe    func() (int, error) // the stage's pipeline around the bare loop's work
 	stage   func() (int, error)
 	close   func()
 }
@@ -133,7 +140,7 @@ func main() {
 	n640 := flag.Int("samples640", 32, "640x640 samples per pass of detect640 (0: leave detect640 out)")
 	root := flag.String("root", ".", "repository root (for the fixture models)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed rounds to this file (with -loops stage: of the stage runs alone)")
-	loops := flag.String("loops", "both", "which loops to time: both, stage or bare (one alone, e.g. under perf record, prints no ratio)")
+	loops := flag.String("loops", "both", "which loops to time: both, or stage, pipe or bare alone (e.g. under perf record; prints no ratio)")
 	flag.Parse()
 
 	samples, err := makeSamples(*n)
@@ -159,7 +166,7 @@ func main() {
 	fmt.Printf("machine: %d cores (GOMAXPROCS %d), GOARCH %s; onnxruntime %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOARCH, version)
 	fmt.Printf("input: %d synth Photo samples 128x128 (JPEG q95, decoded), batch %d, %d rounds, A/B order alternating\n", len(samples), batchSize, *rounds)
 
-	fmt.Printf("\n%-10s %-9s %12s %12s %12s %7s %7s %7s   %s\n", "model", "metric", "bare 2x1", "bare 1x2", "stage", "ratio", "paired", "target", "threads")
+	fmt.Printf("\n%-10s %-9s %12s %12s %12s %12s %7s %7s %7s   %s\n", "model", "metric", "bare 2x1", "bare 1x2", "pipe", "stage", "ratio", "paired", "target", "threads")
 	failed := false
 	for _, b := range benches {
 		// Warm-up: one pass of each, untimed.
@@ -168,11 +175,14 @@ func main() {
 				log.Fatalf("%s %s: %v", b.name, v.name, err)
 			}
 		}
+		if _, err := b.pipe(); err != nil {
+			log.Fatalf("%s pipe: %v", b.name, err)
+		}
 		if _, err := b.stage(); err != nil {
 			log.Fatalf("%s stage: %v", b.name, err)
 		}
 		bare := make([][]measure, len(b.bare))
-		var stage []measure
+		var stage, pipe []measure
 		var prof *os.File
 		if *cpuprofile != "" {
 			if prof, err = os.Create(*cpuprofile); err != nil {
@@ -190,6 +200,13 @@ func main() {
 					bare[i] = append(bare[i], m)
 				}
 			}
+			runPipe := func() {
+				m, err := timeIt(b.pipe)
+				if err != nil {
+					log.Fatalf("%s pipe: %v", b.name, err)
+				}
+				pipe = append(pipe, m)
+			}
 			runStage := func() {
 				m, err := timeIt(b.stage)
 				if err != nil {
@@ -202,11 +219,15 @@ func main() {
 				runStage()
 			case *loops == "bare":
 				runBare()
+			case *loops == "pipe":
+				runPipe()
 			case r%2 == 0:
 				runBare()
+				runPipe()
 				runStage()
 			default:
 				runStage()
+				runPipe()
 				runBare()
 			}
 		}
@@ -215,7 +236,7 @@ func main() {
 			prof.Close()
 		}
 		if *loops != "both" {
-			report(b, bare, stage)
+			report(b, bare, pipe, stage)
 			b.close()
 			continue
 		}
@@ -233,7 +254,7 @@ func main() {
 				bm = append(bm, v)
 				anchor = max(anchor, v)
 			}
-			st := median(stage, get)
+			st, pp := median(stage, get), median(pipe, get)
 			ratio := st / anchor
 			// Paired: each round's stage over that round's faster bare
 			// loop, which cancels load that drifts between rounds.
@@ -255,7 +276,7 @@ func main() {
 				mark = "  BELOW"
 				failed = true
 			}
-			fmt.Printf("%-10s %-9s %12.1f %12.1f %12.1f %7.2f %7.2f %7.2f   %s (%s)%s\n", b.name, metric, bm[0], bm[1], st, ratio, pr, target, b.threads, unit, mark)
+			fmt.Printf("%-10s %-9s %12.1f %12.1f %12.1f %12.1f %7.2f %7.2f %7.2f   %s (%s)%s\n", b.name, metric, bm[0], bm[1], pp, st, ratio, pr, target, b.threads, unit, mark)
 		}
 		b.close()
 	}
@@ -265,7 +286,7 @@ func main() {
 }
 
 // report prints the medians of one loop run alone (-loops stage or bare).
-func report(b *bench, bare [][]measure, stage []measure) {
+func report(b *bench, bare [][]measure, pipe, stage []measure) {
 	for _, metric := range []string{"wall", "cpu"} {
 		get := func(m measure) float64 {
 			if metric == "wall" {
@@ -278,6 +299,9 @@ func report(b *bench, bare [][]measure, stage []measure) {
 			if len(ms) > 0 {
 				fmt.Printf(" %s %.1f", b.bare[i].name, median(ms, get))
 			}
+		}
+		if len(pipe) > 0 {
+			fmt.Printf(" pipe %.1f", median(pipe, get))
 		}
 		if len(stage) > 0 {
 			fmt.Printf(" stage %.1f", median(stage, get))
@@ -340,6 +364,27 @@ func runStage(samples []*sample, name string, fn func(ctx context.Context, items
 		return 0, fmt.Errorf("a sample was rejected: %w", e.(error))
 	}
 	return int(count.Load()), nil
+}
+
+// pipeRun is the stage's pipeline (runStage) with only the bare loop's work
+// in the batch function: one(i) runs the pre-built batch i, the one that
+// starts at the batch's first sample (Batch forms the source's consecutive
+// groups when its input keeps up). Against the bare loop it measures the
+// queueing (channels, goroutine hand-offs); against the stage, the model
+// package's pre- and post-processing.
+func pipeRun(samples []*sample, name string, one func(i int) error) func() (int, error) {
+	index := make(map[*sample]int, len(samples))
+	for i, s := range samples {
+		index[s] = i
+	}
+	return func() (int, error) {
+		return runStage(samples, name, func(ctx context.Context, items []*item) ([]*item, error) {
+			if err := one(index[items[0].s] / batchSize); err != nil {
+				return nil, err
+			}
+			return items, nil
+		})
+	}
 }
 
 // parallel runs fn(i) for i in 0..n-1 on workers goroutines.
@@ -445,13 +490,14 @@ func detectModelBench(name, model string, cfg detect.Config, samples []*sample) 
 		}
 		batches = append(batches, buf)
 	}
+	one := func(sess *onnx.Session, i int) error {
+		buf := batches[i]
+		_, err := sess.Run(onnx.Float32("", []int64{int64(len(buf) / plane), 3, int64(p.Height), int64(p.Width)}, buf))
+		return err
+	}
 	bareRun := func(sess *onnx.Session, workers int) func() (int, error) {
 		return func() (int, error) {
-			err := parallel(len(batches), workers, func(i int) error {
-				buf := batches[i]
-				_, err := sess.Run(onnx.Float32("", []int64{int64(len(buf) / plane), 3, int64(p.Height), int64(p.Width)}, buf))
-				return err
-			})
+			err := parallel(len(batches), workers, func(i int) error { return one(sess, i) })
 			return len(samples), err
 		}
 	}
@@ -482,6 +528,7 @@ func detectModelBench(name, model string, cfg detect.Config, samples []*sample) 
 		name:    name,
 		threads: "stage 2 workers x 1 intra-op; bare 2 goroutines x 1 / 1 x 2 intra-op",
 		bare:    []variant{{"bare 2x1", bareRun(d1.Session(), 2)}, {"bare 1x2", bareRun(d2.Session(), 1)}},
+		pipe:    pipeRun(samples, name, func(i int) error { return one(d1.Session(), i) }),
 		stage:   stage,
 		close:   func() { d1.Close(); d2.Close() },
 	}, nil
@@ -612,49 +659,50 @@ func captionBench(root string, samples []*sample) (*bench, error) {
 		batches = append(batches, b)
 	}
 	w, h := pre.OutputSize(128, 128)
+	one := func(enc, dec *onnx.Session, i int) error {
+		b := batches[i]
+		outs, err := enc.Run(onnx.Float32("pixel_values", []int64{int64(b.n), 3, int64(h), int64(w)}, b.px))
+		if err != nil {
+			return err
+		}
+		var hs onnx.Tensor
+		for _, o := range outs {
+			if o.Name == "last_hidden_state" {
+				hs = o
+			}
+		}
+		seq, dim := hs.Shape[1], hs.Shape[2]
+		per := int(seq * dim)
+		data := hs.Float32s()
+		var hsBuf []float32
+		for _, st := range b.steps {
+			rows := int64(len(st.rows))
+			hsBuf = hsBuf[:0]
+			for _, j := range st.rows {
+				hsBuf = append(hsBuf, data[j*per:(j+1)*per]...)
+			}
+			var in []onnx.Tensor
+			for _, ti := range dec.Inputs() {
+				switch ti.Name {
+				case "input_ids":
+					in = append(in, onnx.Int64(ti.Name, []int64{rows, int64(st.l)}, st.ids))
+				case "encoder_hidden_states":
+					in = append(in, onnx.Float32(ti.Name, []int64{rows, seq, dim}, hsBuf))
+				case "attention_mask":
+					in = append(in, onnx.Int64(ti.Name, []int64{rows, int64(st.l)}, st.ones[:rows*int64(st.l)]))
+				case "encoder_attention_mask":
+					in = append(in, onnx.Int64(ti.Name, []int64{rows, seq}, onesN(int(rows*seq))))
+				}
+			}
+			if _, err := dec.Run(in...); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	bareRun := func(enc, dec *onnx.Session, workers int) func() (int, error) {
 		return func() (int, error) {
-			err := parallel(len(batches), workers, func(i int) error {
-				b := batches[i]
-				outs, err := enc.Run(onnx.Float32("pixel_values", []int64{int64(b.n), 3, int64(h), int64(w)}, b.px))
-				if err != nil {
-					return err
-				}
-				var hs onnx.Tensor
-				for _, o := range outs {
-					if o.Name == "last_hidden_state" {
-						hs = o
-					}
-				}
-				seq, dim := hs.Shape[1], hs.Shape[2]
-				per := int(seq * dim)
-				data := hs.Float32s()
-				var hsBuf []float32
-				for _, st := range b.steps {
-					rows := int64(len(st.rows))
-					hsBuf = hsBuf[:0]
-					for _, j := range st.rows {
-						hsBuf = append(hsBuf, data[j*per:(j+1)*per]...)
-					}
-					var in []onnx.Tensor
-					for _, ti := range dec.Inputs() {
-						switch ti.Name {
-						case "input_ids":
-							in = append(in, onnx.Int64(ti.Name, []int64{rows, int64(st.l)}, st.ids))
-						case "encoder_hidden_states":
-							in = append(in, onnx.Float32(ti.Name, []int64{rows, seq, dim}, hsBuf))
-						case "attention_mask":
-							in = append(in, onnx.Int64(ti.Name, []int64{rows, int64(st.l)}, st.ones[:rows*int64(st.l)]))
-						case "encoder_attention_mask":
-							in = append(in, onnx.Int64(ti.Name, []int64{rows, seq}, onesN(int(rows*seq))))
-						}
-					}
-					if _, err := dec.Run(in...); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
+			err := parallel(len(batches), workers, func(i int) error { return one(enc, dec, i) })
 			return len(samples), err
 		}
 	}
@@ -668,6 +716,7 @@ func captionBench(root string, samples []*sample) (*bench, error) {
 		name:    "captioner",
 		threads: "stage 2 workers x 1 intra-op; bare 2 goroutines x 1 / 1 x 2 intra-op",
 		bare:    []variant{{"bare 2x1", bareRun(encs[0], decs[0], 2)}, {"bare 1x2", bareRun(encs[1], decs[1], 1)}},
+		pipe:    pipeRun(samples, "captioner", func(i int) error { return one(encs[0], decs[0], i) }),
 		stage:   stage,
 		close:   closeAll,
 	}, nil
@@ -716,13 +765,14 @@ func vaeBench(root string, samples []*sample) (*bench, error) {
 		}
 		batches = append(batches, buf)
 	}
+	one := func(s *onnx.Session, i int) error {
+		buf := batches[i]
+		_, err := s.Run(onnx.Float32("sample", []int64{int64(len(buf) / plane), 3, side, side}, buf))
+		return err
+	}
 	bareRun := func(s *onnx.Session, workers int) func() (int, error) {
 		return func() (int, error) {
-			err := parallel(len(batches), workers, func(i int) error {
-				buf := batches[i]
-				_, err := s.Run(onnx.Float32("sample", []int64{int64(len(buf) / plane), 3, side, side}, buf))
-				return err
-			})
+			err := parallel(len(batches), workers, func(i int) error { return one(s, i) })
 			return len(samples), err
 		}
 	}
@@ -748,6 +798,7 @@ func vaeBench(root string, samples []*sample) (*bench, error) {
 		name:    "vae",
 		threads: "stage 2 workers x 1 intra-op; bare 2 goroutines x 1 / 1 x 2 intra-op",
 		bare:    []variant{{"bare 2x1", bareRun(sess[0], 2)}, {"bare 1x2", bareRun(sess[1], 1)}},
+		pipe:    pipeRun(samples, "vae", func(i int) error { return one(sess[0], i) }),
 		stage:   stage,
 		close:   closeAll,
 	}, nil
