@@ -85,10 +85,15 @@ func (*CPU) Zero(buf []float32)              { clear(buf) }
 func (*CPU) Gemm(transA, transB bool, M, N, K int, alpha float32, A []float32, lda int, B []float32, ldb int, beta float32, C []float32, ldc int) {
 	Gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
 }
-// Conv2DForward and Conv2DBackward run on oneDNN when it loads (its
-// blocked-layout kernels are about twice im2col + sgemm's speed; see package
-// onednn) and on the generic im2col + GEMM functions otherwise.
+// Conv2DForward and Conv2DBackward run 1x1 convolutions as plain GEMMs
+// (ConvShape.direct), the others on oneDNN when it loads (its blocked-layout
+// kernels are about twice im2col + sgemm's speed; see package onednn) and on
+// the generic im2col + GEMM functions otherwise.
 func (c *CPU) Conv2DForward(out, inp, weight, bias []float32, s ConvShape) {
+	if s.direct() { // 1x1: plain GEMMs (see ConvShape.direct)
+		Conv2DForward(out, inp, weight, bias, nil, s)
+		return
+	}
 	if cv := c.convs.get(s); cv != nil {
 		if err := cv.Forward(out, inp, weight, bias); err != nil {
 			panic(err)
@@ -98,6 +103,10 @@ func (c *CPU) Conv2DForward(out, inp, weight, bias []float32, s ConvShape) {
 	Conv2DForward(out, inp, weight, bias, c.scratch(s.ColSize()), s)
 }
 func (c *CPU) Conv2DBackward(dinp, dweight, dbias, dout, inp, weight []float32, s ConvShape) {
+	if s.direct() {
+		Conv2DBackward(dinp, dweight, dbias, nil, dout, inp, weight, s)
+		return
+	}
 	if cv := c.convs.get(s); cv != nil {
 		if err := cv.Backward(dinp, dweight, dbias, dout, inp, weight); err != nil {
 			panic(err)

@@ -28,9 +28,13 @@ func (s ConvShape) group() int {
 }
 
 // direct reports whether the conv is a plain matrix product on each sample's
-// input (1x1, stride 1, no padding, one sample per GEMM): no im2col copy.
+// input (1x1, stride 1, no padding, one sample per GEMM): no im2col copy. At
+// every U-Net 1x1 shape (attention qkv/proj_out over 16 to 256 tokens, skip
+// convs) the per-sample GEMMs ran 1.3-2.5x faster than grouping samples
+// through an im2col copy, and as fast as or faster than oneDNN
+// (BenchmarkConv1x1), so 1x1 convs are always direct.
 func (s ConvShape) direct() bool {
-	return s.K == 1 && s.Stride == 1 && s.Pad == 0 && s.group() == 1
+	return s.K == 1 && s.Stride == 1 && s.Pad == 0
 }
 
 // ColSize is the scratch length (elements) Conv2DForward/Backward need: the
