@@ -44,7 +44,10 @@
 // Batch and Sink) with only the bare loop's work in the batch function, so
 // bare -> pipe is the cost of queueing (channels, goroutine hand-offs) and
 // pipe -> stage that of the model package's pre- and post-processing. The
-// ratio still compares the stage with the bare loop.
+// ratio still compares the stage with the bare loop. The split is rough: the
+// bare and pipe loops read each pre-built batch from memory, while the
+// stage fills one reused, cache-warm buffer per worker, so for the small
+// detector pipe can come out below stage.
 //
 // -loops stage (or pipe, or bare) times one loop alone, e.g. for perf record
 // or with -cpuprofile, and prints its medians without a ratio.
