@@ -160,6 +160,12 @@ func main() {
 			continue
 		}
 		b, err := m.mk(*root, samples)
+		if err != nil && m.name == "detect640" && *only == "" {
+			// The production-size row is extra: without PyTorch to export
+			// its model the fixture rows still run.
+			log.Printf("detect640 left out: %v", err)
+			continue
+		}
 		if err != nil {
 			log.Fatal(err)
 		}
