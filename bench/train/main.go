@@ -89,7 +89,7 @@ func run(B, warmup, rounds, steps int, config, python, ref, dir, profile string,
 		// (Haswell, Zen) runs sgemm at about 60% of OpenBLAS's own choice.
 		log.Printf("note: OPENBLAS_CORETYPE=%s from the environment picks OpenBLAS's kernels for both sides; unset it to let OpenBLAS choose by CPUID", ct)
 	}
-	fmt.Printf("machine: %s, %d cores, GOMAXPROCS %d; GEMM: %s, OPENBLAS_THREAD_TIMEOUT %s\n", cpuModel(), runtime.NumCPU(), threads, kernels.GEMMBackend(), os.Getenv("OPENBLAS_THREAD_TIMEOUT"))
+	fmt.Printf("machine: %s, %d cores, GOMAXPROCS %d; GEMM: %s, OPENBLAS_THREAD_TIMEOUT %s; 3x3 convolutions: %s\n", cpuModel(), runtime.NumCPU(), threads, kernels.GEMMBackend(), os.Getenv("OPENBLAS_THREAD_TIMEOUT"), kernels.ConvBackend())
 	if !strings.Contains(kernels.GEMMBackend(), fmt.Sprintf(", %d threads", threads)) {
 		log.Printf("warning: Go's GEMM threads differ from GOMAXPROCS %d (set OPENBLAS_NUM_THREADS=%d); PyTorch gets %d", threads, threads, threads)
 	}
