@@ -83,6 +83,7 @@ type Loader struct {
 	tok    *Tokenizer
 	shards []string // all shard URLs, sorted
 	ch     chan loadResult
+	parent context.Context // NewLoader's: its end is why the loader stopped
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -173,8 +174,9 @@ func NewLoader(ctx context.Context, cfg LoaderConfig, tok *Tokenizer, state Load
 	if err != nil {
 		return nil, err
 	}
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
-	l := &Loader{cfg: cfg, tok: tok, shards: urls, ch: make(chan loadResult, cfg.Prefetch), cancel: cancel, done: make(chan struct{})}
+	l := &Loader{cfg: cfg, tok: tok, shards: urls, ch: make(chan loadResult, cfg.Prefetch), parent: parent, cancel: cancel, done: make(chan struct{})}
 	go l.run(ctx, state)
 	return l, nil
 }
@@ -184,6 +186,15 @@ func (l *Loader) Next(ctx context.Context) (*TrainBatch, error) {
 	select {
 	case r, ok := <-l.ch:
 		if !ok {
+			// The loader's context ended (a cancelled run closes the channel
+			// as it ends): report that, not a stopped loader, whichever of
+			// the two this select saw first.
+			if err := l.parent.Err(); err != nil {
+				return nil, err
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
 			return nil, errors.New("train: loader stopped")
 		}
 		return r.b, r.err
