@@ -85,6 +85,7 @@ func (*CPU) Zero(buf []float32)              { clear(buf) }
 func (*CPU) Gemm(transA, transB bool, M, N, K int, alpha float32, A []float32, lda int, B []float32, ldb int, beta float32, C []float32, ldc int) {
 	Gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
 }
+
 // Conv2DForward and Conv2DBackward run 1x1 convolutions as plain GEMMs
 // (ConvShape.direct), the others on oneDNN when it loads (its blocked-layout
 // kernels are about twice im2col + sgemm's speed; see package onednn) and on
