@@ -115,7 +115,7 @@ func search(n int, step stepFunc, start, eos int64, k, maxLen int, lengthPenalty
 						bad = true
 						continue
 					}
-					for _, tk := range topK32(x, 2) {
+					for _, tk := range topK(x, 2) {
 						cands = append(cands, cand{float64(x[tk]), b, tk})
 					}
 					continue
@@ -206,32 +206,9 @@ func logSoftmax(dst []float64, x []float32) []float64 {
 	return dst
 }
 
-// topK32 is topK for float32 values.
-func topK32(x []float32, k int) []int {
-	k = min(k, len(x))
-	idx := make([]int, 0, k+1)
-	for i, v := range x {
-		if len(idx) == k && v <= x[idx[k-1]] {
-			continue
-		}
-		j := len(idx)
-		if j == k {
-			j--
-		} else {
-			idx = append(idx, 0)
-		}
-		for j > 0 && x[idx[j-1]] < v {
-			idx[j] = idx[j-1]
-			j--
-		}
-		idx[j] = i
-	}
-	return idx
-}
-
 // topK returns the indices of the k largest values, largest first (ties: lower
 // index first).
-func topK(x []float64, k int) []int {
+func topK[F float32 | float64](x []F, k int) []int {
 	k = min(k, len(x))
 	idx := make([]int, 0, k+1)
 	for i, v := range x {
