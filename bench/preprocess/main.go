@@ -269,23 +269,20 @@ func runPipeline(kediff, config, in, out string) (measured, error) {
 	// The peak RSS comes from kediff's own summary (VmHWM): the child's
 	// ru_maxrss would include this process's memory, which the child
 	// shares until its exec.
-	var done struct {
-		Msg     string  `json:"msg"`
-		PeakRSS float64 `json:"peak_rss_mib"`
-	}
+	peakRSS := 0.0
 	for _, line := range bytes.Split(logs.Bytes(), []byte("\n")) {
 		var rec struct {
 			Msg     string  `json:"msg"`
 			PeakRSS float64 `json:"peak_rss_mib"`
 		}
 		if json.Unmarshal(line, &rec) == nil && rec.Msg == "preprocess: done" {
-			done = rec
+			peakRSS = rec.PeakRSS
 		}
 	}
-	if done.PeakRSS == 0 {
+	if peakRSS == 0 {
 		return measured{}, fmt.Errorf("%s: no peak_rss_mib in its summary log line", strings.Join(cmd.Args, " "))
 	}
-	return measured{wall: wall, cpu: cpu, maxRSSMiB: done.PeakRSS}, nil
+	return measured{wall: wall, cpu: cpu, maxRSSMiB: peakRSS}, nil
 }
 
 // replicate writes n samples as tar shards of 1000, cycling through the base
