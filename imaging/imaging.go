@@ -158,9 +158,11 @@ type Processor struct {
 	maxPix  int
 	jpegOut bool
 
-	noDCTScale bool // tests: always decode JPEGs at full size
-	goPasses   bool // tests: use the Go resampling passes even with cgo
-	yuvOK      bool // JPEG output via libjpeg-turbo with its planar API: try the YUV path
+	noDCTScale bool     // tests: always decode JPEGs at full size
+	goPasses   bool     // tests: use the Go resampling passes even with cgo
+	yuvOK      bool     // JPEG output via libjpeg-turbo with its planar API: try the YUV path
+	dct        dctState // dctdecode.c's tables; nil: the YUV path decodes with libjpeg-turbo only
+	dctSkip    bool     // the current image goes to libjpeg-turbo
 
 	// Reusable buffers.
 	dec, rot, tmp, out []byte
@@ -227,6 +229,9 @@ func NewProcessor(opt Options) (*Processor, error) {
 		p.tj = tj
 		runtime.AddCleanup(p, func(c *tjCodec) { c.close() }, tj)
 		p.yuvOK = p.jpegOut && haveTurboYUV()
+		if p.yuvOK && dctDecoderOn {
+			p.dct = newDCTState()
+		}
 	}
 	p.pngEnc.BufferPool = &p.pngPool
 	return p, nil

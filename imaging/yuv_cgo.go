@@ -62,26 +62,46 @@ func (p *Processor) processYUV(data []byte) (done bool, ow, oh int, err error) {
 		return true, 0, 0, r
 	}
 
+	// The decoder: dctdecode.c where it handles the file (it scales by any
+	// n/8 and transforms only the blocks the resampler reads), libjpeg-turbo
+	// otherwise or when dctdecode.c finds damage.
+	sw, sh := p.scaledSize(w, h)
+	var info dctInfo
+	scale := 0 // dctdecode.c's scale n/8; 0: libjpeg-turbo decodes
+	if p.dct != nil && !p.dctSkip {
+		if in, ok := p.dct.header(data); ok && in.w == w && in.h == h && in.matches(hf, vf) {
+			info, scale = in, p.dctScale(w, h)
+			sw, sh = (w*scale+7)/8, (h*scale+7)/8
+		}
+	}
+
 	// Geometry, as resizeAndEncode computes it on the decoded image: the
 	// source window (sx, sy, spw, sph) maps onto dw x dh pixels at (x0, y0)
 	// of a CW x CH canvas.
-	sw, sh := p.scaledSize(w, h)
+	// After dctdecode.c's n/8 scaling the output size still comes from the
+	// image's own size (as the full-size decode gives it) and the window is
+	// the same part of the picture, in scaled, fractional coordinates.
 	S := p.opt.Size
+	gw, gh := sw, sh
 	fw, fh := float64(sw), float64(sh)
+	if scale > 0 {
+		gw, gh = w, h
+		fw, fh = float64(w*scale)/8, float64(h*scale)/8
+	}
 	sx, sy, spw, sph := 0.0, 0.0, fw, fh
-	dw, dh, x0, y0 := sw, sh, 0, 0
-	mode := p.effectiveMode(sw, sh)
+	dw, dh, x0, y0 := gw, gh, 0, 0
+	mode := p.effectiveMode(gw, gh)
 	switch mode {
 	case CenterCrop:
-		side := float64(min(sw, sh))
+		side := min(fw, fh)
 		sx, sy, spw, sph = (fw-side)/2, (fh-side)/2, side, side
 		dw, dh = S, S
 	case KeepRatio:
-		dw, dh = fitSize(sw, sh, S, true)
+		dw, dh = fitSize(gw, gh, S, true)
 	case KeepRatioLargest:
-		dw, dh = fitSize(sw, sh, S, false)
+		dw, dh = fitSize(gw, gh, S, false)
 	case Border:
-		dw, dh = fitSize(sw, sh, S, false)
+		dw, dh = fitSize(gw, gh, S, false)
 		x0, y0 = (S-dw)/2, (S-dh)/2
 		if x0&1 != 0 || y0&1 != 0 {
 			return false, 0, 0, nil
@@ -107,17 +127,42 @@ func (p *Processor) processYUV(data []byte) (done bool, ow, oh int, err error) {
 		p.vkc.build(iph1, sy/float64(vf), float64(dch)*2*sph/(float64(dh)*float64(vf)), dch)
 		slack = max(slack, planeSlack(&p.hkc))
 	}
-	n0, n1 := ipw0*iph0, ipw1*iph1
+	ys, cs := ipw0, ipw1 // plane strides
+	if scale > 0 {
+		var rows0, rows1 int
+		ys, rows0 = info.planeDims(0, scale)
+		iph0 = rows0
+		if !gray {
+			cs, rows1 = info.planeDims(1, scale)
+			iph1 = rows1
+		}
+	}
+	n0, n1 := ys*iph0, cs*iph1
 	p.yuvIn = grow(p.yuvIn, n0+2*n1+slack)
 	in := p.yuvIn
-	iy, iu, iv := in, in[n0:], in[n0+n1:]
-	warn, err := p.tj.decodeYUV(data, iy, iu, iv, ipw0, ipw1, sw, sh)
-	if err != nil && !warn {
-		return true, 0, 0, reject(ReasonDecode, "JPEG: %v", err)
-	}
-	if warn {
-		if r := warningError(data); r != nil {
-			return true, 0, 0, r
+	iy, iu, iv := in[:n0], in[n0:n0+n1], in[n0+n1:]
+	if scale > 0 {
+		win := [3]dctWindow{{p.hk.lo, p.hk.hi, p.vk.lo, p.vk.hi}}
+		if !gray {
+			win[1] = dctWindow{p.hkc.lo, p.hkc.hi, p.vkc.lo, p.vkc.hi}
+			win[2] = win[1]
+		}
+		if !p.dct.decode(data, &info, scale, [3][]byte{iy, iu, iv[:n1]}, win) {
+			// Unsupported or damaged after all: libjpeg-turbo decodes it
+			// and reports any damage.
+			p.dctSkip = true
+			defer func() { p.dctSkip = false }()
+			return p.processYUV(data)
+		}
+	} else {
+		warn, err := p.tj.decodeYUV(data, iy, iu, iv, ipw0, ipw1, sw, sh)
+		if err != nil && !warn {
+			return true, 0, 0, reject(ReasonDecode, "JPEG: %v", err)
+		}
+		if warn {
+			if r := warningError(data); r != nil {
+				return true, 0, 0, r
+			}
 		}
 	}
 
@@ -134,7 +179,7 @@ func (p *Processor) processYUV(data []byte) (done bool, ow, oh int, err error) {
 		fillBytes(ou, Cb)
 		fillBytes(ov, Cr)
 	}
-	p.resamplePlane(iy, ipw0, &p.hk, &p.vk, oy[y0*opw0+x0:], opw0)
+	p.resamplePlane(iy, ys, &p.hk, &p.vk, oy[y0*opw0+x0:], opw0)
 	cx0, cy0 := x0/2, y0/2
 	if gray {
 		for y := cy0; y < cy0+dch; y++ {
@@ -142,8 +187,8 @@ func (p *Processor) processYUV(data []byte) (done bool, ow, oh int, err error) {
 			fillBytes(ov[y*opw1+cx0:][:dcw], 128)
 		}
 	} else {
-		p.resamplePlane(iu, ipw1, &p.hkc, &p.vkc, ou[cy0*opw1+cx0:], opw1)
-		p.resamplePlane(iv, ipw1, &p.hkc, &p.vkc, ov[cy0*opw1+cx0:], opw1)
+		p.resamplePlane(iu, cs, &p.hkc, &p.vkc, ou[cy0*opw1+cx0:], opw1)
+		p.resamplePlane(iv, cs, &p.hkc, &p.vkc, ov[cy0*opw1+cx0:], opw1)
 	}
 	// TurboJPEG reads the luma plane padded to whole chroma samples:
 	// replicate the last column and row there, as libjpeg pads an image.
@@ -163,6 +208,34 @@ func (p *Processor) processYUV(data []byte) (done bool, ow, oh int, err error) {
 	p.enc = p.enc[:n]
 	p.outW, p.outH = CW, CH
 	return true, w, h, nil
+}
+
+// matches reports whether the header's sampling factors are the chroma
+// factors (hf, vf) libjpeg-turbo reported ((0, 0) for grayscale).
+func (in *dctInfo) matches(hf, vf int) bool {
+	if in.ncomp == 1 {
+		return hf == 0
+	}
+	return in.hs[0] == hf && in.vs[0] == vf
+}
+
+// dctScale is the smallest n for which a decode at n/8 still has the
+// pixels the resize needs, as scaledSize decides for libjpeg-turbo's
+// factors.
+func (p *Processor) dctScale(w, h int) int {
+	if p.noDCTScale || p.opt.Mode == NoResize {
+		return 8
+	}
+	side := min(w, h)
+	if p.opt.Mode == KeepRatioLargest || p.opt.Mode == Border {
+		side = max(w, h)
+	}
+	for n := 1; n < 8; n++ {
+		if (side*n+7)/8 >= p.opt.Size {
+			return n
+		}
+	}
+	return 8
 }
 
 func fillBytes(b []byte, v byte) {

@@ -1,0 +1,329 @@
+//go:build cgo
+
+package imaging
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os/exec"
+	"testing"
+
+	"github.com/kediff/kediff/synth"
+)
+
+// photoLike renders w x h RGB with smooth gradients, edges and noise, so
+// that every DCT frequency carries energy.
+func photoLike(w, h int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 7))
+	pix := make([]byte, w*h*3)
+	for y := range h {
+		for x := range w {
+			fx, fy := float64(x)/float64(w), float64(y)/float64(h)
+			base := [3]float64{
+				200*fx + 30*math.Sin(fy*17),
+				120 + 90*math.Sin(fx*9+fy*5),
+				255 * fy * fy,
+			}
+			if (x/13+y/9)%5 == 0 { // hard edges
+				base[0], base[1] = 250, 20
+			}
+			for c := range 3 {
+				v := base[c] + r.NormFloat64()*12
+				pix[(y*w+x)*3+c] = uint8(max(0, min(255, math.Round(v))))
+			}
+		}
+	}
+	return pix
+}
+
+type dctCase struct {
+	name string
+	data []byte
+}
+
+// dctCases encodes photo-like images with libjpeg-turbo at every
+// subsampling the decoder handles, at sizes that leave partial MCUs, and
+// (with jpegtran, from libjpeg-turbo-progs) adds restart-interval copies.
+func dctCases(t *testing.T, tj *tjCodec) []dctCase {
+	var cases []dctCase
+	samps := []struct {
+		name string
+		ss   int
+	}{{"444", tjsamp444}, {"422", tjsamp422}, {"420", tjsamp420}, {"440", tjsamp440}, {"411", tjsamp411}, {"gray", tjsampGray}}
+	sizes := [][2]int{{640, 480}, {37, 23}, {8, 8}, {1, 1}, {129, 250}}
+	for i, sz := range sizes {
+		for _, s := range samps {
+			for _, q := range []int{50, 95} {
+				w, h := sz[0], sz[1]
+				buf := make([]byte, encodeBound(w, h)*2+1<<16)
+				n, err := tj.encodeSubsamp(photoLike(w, h, uint64(i)), w, h, q, buf, 0, s.ss)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cases = append(cases, dctCase{fmt.Sprintf("%dx%d_%s_q%d", w, h, s.name, q), buf[:n]})
+			}
+		}
+	}
+	cases = append(cases, dctCase{"testdata_photo", readFile(t, "photo.jpg")}, dctCase{"testdata_gray", readFile(t, "gray.jpg")})
+	if _, err := exec.LookPath("jpegtran"); err != nil {
+		t.Logf("jpegtran not installed (apt-get install libjpeg-turbo-progs): restart intervals untested")
+		return cases
+	}
+	var extra []dctCase
+	for _, c := range cases {
+		if c.name != "640x480_420_q95" && c.name != "37x23_444_q50" && c.name != "129x250_gray_q95" {
+			continue
+		}
+		for _, rs := range []string{"1", "3B"} {
+			cmd := exec.Command("jpegtran", "-restart", rs)
+			cmd.Stdin = bytes.NewReader(c.data)
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			extra = append(extra, dctCase{c.name + "_restart" + rs, out})
+		}
+	}
+	return append(cases, extra...)
+}
+
+// TestDCTDecodeMatchesTurbo compares dctdecode.c's planes at every scale
+// n/8 with libjpeg-turbo's own scaled decode to Y'CbCr planes of the same
+// files (tjDecompressToYUVPlanes): the reference is the library itself.
+func TestDCTDecodeMatchesTurbo(t *testing.T) {
+	if !haveTurboYUV() {
+		t.Skip("libjpeg-turbo with the planar API is not installed (go tool task setup)")
+	}
+	tj, err := newTJCodec(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tj.close()
+	st := newDCTState()
+	for _, avx2 := range []bool{true, false} {
+		if avx2 && !setDCTAVX2(true) {
+			continue
+		}
+		setDCTAVX2(avx2)
+		for _, tc := range dctCases(t, tj) {
+			info, ok := st.header(tc.data)
+			if !ok {
+				t.Fatalf("%s: header not handled", tc.name)
+			}
+			w, h, ss, _, err := tj.headerSub(tc.data)
+			if err != nil || w != info.w || h != info.h {
+				t.Fatalf("%s: libjpeg-turbo header %dx%d (err %v), ours %dx%d", tc.name, w, h, err, info.w, info.h)
+			}
+			for _, f := range turboFactors() {
+				if f.num > f.denom || 8%f.denom != 0 {
+					continue
+				}
+				n := f.num * 8 / f.denom
+				sw, sh := (w*n+7)/8, (h*n+7)/8
+				// libjpeg-turbo's planes.
+				var ref [3][]byte
+				var rw, rh [3]int
+				comps := info.ncomp
+				for c := range comps {
+					rw[c], rh[c] = planeSize(c, sw, sh, ss)
+					ref[c] = make([]byte, rw[c]*rh[c])
+				}
+				if comps == 1 {
+					ref[1], ref[2] = nil, nil
+				}
+				if _, err := tj.decodeYUV(tc.data, ref[0], ref[1], ref[2], rw[0], rw[min(1, comps-1)], sw, sh); err != nil {
+					t.Fatalf("%s n=%d: libjpeg-turbo: %v", tc.name, n, err)
+				}
+				var planes [3][]byte
+				var win [3]dctWindow
+				for c := range comps {
+					stride, rows := info.planeDims(c, n)
+					planes[c] = make([]byte, stride*rows)
+					win[c] = dctWindow{0, rw[c], 0, rh[c]}
+				}
+				if !st.decode(tc.data, &info, n, planes, win) {
+					t.Fatalf("%s n=%d: dctDecode declined", tc.name, n)
+				}
+				for c := range comps {
+					stride, _ := info.planeDims(c, n)
+					// Compare the image's samples: past them, in the blocks
+					// that only pad the last MCU, libjpeg writes nothing.
+					vw, vh := sw, sh
+					if c > 0 {
+						hf, vf := info.hs[0]/info.hs[c], info.vs[0]/info.vs[c]
+						vw, vh = (sw+hf-1)/hf, (sh+vf-1)/vf
+					}
+					maxd, sum := 0, 0
+					for y := range vh {
+						for x := range vw {
+							d := int(planes[c][y*stride+x]) - int(ref[c][y*rw[c]+x])
+							sum += abs(d)
+							maxd = max(maxd, abs(d))
+						}
+					}
+					mean := float64(sum) / float64(vw*vh)
+					// libjpeg's integer transforms round differently from
+					// this float one: off by one at most, at every scale.
+					const limit = 1
+					if maxd > limit || (vw*vh >= 64 && mean > 0.3) {
+						t.Errorf("avx2=%v %s n=%d comp %d: max diff %d, mean %.3f from libjpeg-turbo", avx2, tc.name, n, c, maxd, mean)
+					}
+				}
+			}
+		}
+	}
+	setDCTAVX2(true)
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// BenchmarkDCTDecode compares libjpeg-turbo's full-size decode to planes
+// with dctdecode.c at full size and at the scale and crop the bench
+// config (640x480 -> center crop 256) uses.
+func BenchmarkDCTDecode(b *testing.B) {
+	tj, err := newTJCodec(true)
+	if err != nil {
+		b.Skip(err)
+	}
+	defer tj.close()
+	// The bench's input: synth's photo-like 640x480 scenes at quality 90.
+	var imgs [][]byte
+	for i := range 16 {
+		m, _ := synth.Render(rand.New(rand.NewPCG(uint64(i), 1)), synth.Options{Width: 640, Height: 480, Photo: true})
+		rgb := make([]byte, 0, 640*480*3)
+		for j := 0; j < len(m.Pix); j += 4 {
+			rgb = append(rgb, m.Pix[j:j+3]...)
+		}
+		buf := make([]byte, 1<<20)
+		n, err := tj.encodeSubsamp(rgb, 640, 480, 90, buf, 0, tjsamp420)
+		if err != nil {
+			b.Fatal(err)
+		}
+		imgs = append(imgs, buf[:n])
+	}
+	y, u, v := make([]byte, 640*480), make([]byte, 320*240), make([]byte, 320*240)
+	b.Run("turbo_full", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			tj.decodeYUV(imgs[i%len(imgs)], y, u, v, 640, 320, 640, 480)
+		}
+	})
+	st := newDCTState()
+	info, _ := st.header(imgs[0])
+	for _, tc := range []struct {
+		name string
+		n    int
+		crop bool
+	}{{"ours_full", 8, false}, {"ours_5of8", 5, false}, {"ours_5of8_crop", 5, true}, {"ours_entropy_only", 5, true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			var planes [3][]byte
+			var win [3]dctWindow
+			for c := range 3 {
+				stride, rows := info.planeDims(c, tc.n)
+				planes[c] = make([]byte, stride*rows)
+				win[c] = dctWindow{0, stride - 8, 0, rows}
+				if tc.crop {
+					win[c].x0, win[c].x1 = (stride-8)/8, (stride-8)*7/8
+				}
+				if tc.name == "ours_entropy_only" {
+					win[c] = dctWindow{}
+				}
+			}
+			for i := 0; b.Loop(); i++ {
+				if !st.decode(imgs[i%len(imgs)], &info, tc.n, planes, win) {
+					b.Fatal("declined")
+				}
+			}
+		})
+	}
+}
+
+// FuzzDCTDecode feeds damaged JPEGs to dctdecode.c and checks it against
+// libjpeg-turbo: it must stay in bounds, and what it decodes must be a file
+// libjpeg-turbo decodes too, with the same samples (within one level)
+// where libjpeg-turbo reports no damage, except at saturation.
+func FuzzDCTDecode(f *testing.F) {
+	if !haveTurboYUV() {
+		f.Skip("libjpeg-turbo with the planar API is not installed (go tool task setup)")
+	}
+	tj, err := newTJCodec(true)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for i, ss := range []int{tjsamp420, tjsamp444, tjsampGray, tjsamp411, tjsamp422, tjsamp440} {
+		w, h := 24+i*7, 17+i*5
+		buf := make([]byte, encodeBound(w, h)*2+1<<16)
+		n, err := tj.encodeSubsamp(photoLike(w, h, uint64(i)), w, h, 80, buf, 0, ss)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(buf[:n], uint8(i))
+	}
+	st := newDCTState()
+	f.Fuzz(func(t *testing.T, data []byte, scale uint8) {
+		info, ok := st.header(data)
+		if !ok || info.w*info.h > 1<<20 {
+			return
+		}
+		n := int(scale%8) + 1
+		var planes [3][]byte
+		var win [3]dctWindow
+		for c := range info.ncomp {
+			stride, rows := info.planeDims(c, n)
+			planes[c] = make([]byte, stride*rows)
+			win[c] = dctWindow{0, stride - 8, 0, rows}
+		}
+		if !st.decode(data, &info, n, planes, win) {
+			return
+		}
+		w, h, ss, _, err := tj.headerSub(data)
+		if err != nil {
+			return // the YUV path sends such files elsewhere before dctdecode.c
+		}
+		hf, vf, ok := chromaFactors(ss)
+		if !ok || w != info.w || h != info.h || !info.matches(hf, vf) {
+			return // a layout the YUV path would not send to dctdecode.c
+		}
+		sw, sh := (w*n+7)/8, (h*n+7)/8
+		var ref [3][]byte
+		var rw [3]int
+		for c := range info.ncomp {
+			var rh int
+			rw[c], rh = planeSize(c, sw, sh, ss)
+			ref[c] = make([]byte, rw[c]*rh)
+		}
+		warn, err := tj.decodeYUV(data, ref[0], ref[1], ref[2], rw[0], rw[min(1, info.ncomp-1)], sw, sh)
+		if err != nil && !warn {
+			t.Fatalf("dctdecode.c decoded a file libjpeg-turbo fails on: %v", err)
+		}
+		if warn {
+			return // libjpeg-turbo saw damage dctdecode.c did not: its samples may differ
+		}
+		for c := range info.ncomp {
+			stride, _ := info.planeDims(c, n)
+			vw, vh := sw, sh
+			if c > 0 {
+				vw, vh = (sw+hf-1)/hf, (sh+vf-1)/vf
+			}
+			for y := range vh {
+				for x := range vw {
+					a, b := planes[c][y*stride+x], ref[c][y*rw[c]+x]
+					if a == 0 || a == 255 || b == 0 || b == 255 {
+						// Far out of range, libjpeg's range limiting wraps
+						// where this decoder clamps.
+						continue
+					}
+					if d := abs(int(a) - int(b)); d > 1 {
+						t.Fatalf("n=%d comp %d (%d,%d): %d vs libjpeg-turbo %d", n, c, x, y, planes[c][y*stride+x], ref[c][y*rw[c]+x])
+					}
+				}
+			}
+		}
+	})
+}
