@@ -166,6 +166,7 @@ type Processor struct {
 
 	// Reusable buffers.
 	dec, rot, tmp, out []byte
+	tmpT               []byte // transposes of the plane passes
 	acc                []int32
 	enc                []byte
 	rgba               *image.RGBA

@@ -200,6 +200,48 @@ static void kd_hpass8_avx2(const uint8_t *src, long stride, int r0, int r1, int 
 }
 #endif
 
+// kd_transpose8: dst[x*dstStride + y] = src[y*srcStride + x] for x < w,
+// y < h, in 16x16 tiles of SSE2 unpacks (four rounds of interleaving turn
+// rows into columns).
+static void kd_transpose8(const uint8_t *src, long srcStride, uint8_t *dst, long dstStride, int w, int h) {
+	int y0 = 0;
+#if defined(__SSE2__)
+	for (; y0 + 16 <= h; y0 += 16) {
+		int x0 = 0;
+		for (; x0 + 16 <= w; x0 += 16) {
+			__m128i r[16], t[16];
+			for (int i = 0; i < 16; i++) r[i] = _mm_loadu_si128((const __m128i *)(src + (long)(y0 + i) * srcStride + x0));
+			for (int i = 0; i < 8; i++) {
+				t[i] = _mm_unpacklo_epi8(r[2 * i], r[2 * i + 1]);
+				t[i + 8] = _mm_unpackhi_epi8(r[2 * i], r[2 * i + 1]);
+			}
+			for (int i = 0; i < 4; i++) {
+				r[i] = _mm_unpacklo_epi16(t[2 * i], t[2 * i + 1]);
+				r[i + 4] = _mm_unpackhi_epi16(t[2 * i], t[2 * i + 1]);
+				r[i + 8] = _mm_unpacklo_epi16(t[8 + 2 * i], t[8 + 2 * i + 1]);
+				r[i + 12] = _mm_unpackhi_epi16(t[8 + 2 * i], t[8 + 2 * i + 1]);
+			}
+			// Now r[4q + g] holds columns 4q..4q+3 of rows 4g..4g+3, one
+			// column per 32-bit unit; two more rounds gather each column.
+			for (int q = 0; q < 4; q++) {
+				__m128i a0 = r[4 * q], a1 = r[4 * q + 1], a2 = r[4 * q + 2], a3 = r[4 * q + 3];
+				__m128i b0 = _mm_unpacklo_epi32(a0, a1), b1 = _mm_unpackhi_epi32(a0, a1);
+				__m128i b2 = _mm_unpacklo_epi32(a2, a3), b3 = _mm_unpackhi_epi32(a2, a3);
+				t[4 * q] = _mm_unpacklo_epi64(b0, b2);
+				t[4 * q + 1] = _mm_unpackhi_epi64(b0, b2);
+				t[4 * q + 2] = _mm_unpacklo_epi64(b1, b3);
+				t[4 * q + 3] = _mm_unpackhi_epi64(b1, b3);
+			}
+			for (int i = 0; i < 16; i++) _mm_storeu_si128((__m128i *)(dst + (long)(x0 + i) * dstStride + y0), t[i]);
+		}
+		for (; x0 < w; x0++)
+			for (int i = 0; i < 16; i++) dst[(long)x0 * dstStride + y0 + i] = src[(long)(y0 + i) * srcStride + x0];
+	}
+#endif
+	for (; y0 < h; y0++)
+		for (int x = 0; x < w; x++) dst[(long)x * dstStride + y0] = src[(long)y0 * srcStride + x];
+}
+
 static int kd_use_avx2 = -1;
 
 static void kd_init_simd(int allow) {
@@ -220,6 +262,24 @@ static void kd_vpass8_any(const uint8_t *src, long stride, long colOff,
 	if (kd_use_avx2 > 0) { kd_vpass8_avx2(src, stride, colOff, start, cnt, w, n8, dstLen, dst, dstStride, width); return; }
 #endif
 	kd_vpass8(src, stride, colOff, start, cnt, w, n8, dstLen, dst, dstStride, width);
+}
+
+// kd_hpass8_t is kd_hpass8 over rows [0, rows) of a plane whose columns
+// start at source column base, computed as a vertical pass between two
+// transposes: the vertical pass does 16-32 outputs per instruction
+// sequence where the horizontal one does 4-8. scratch holds cols*rows +
+// dstLen*rows bytes. The sums and their rounding are those of kd_hpass8.
+static void kd_vpass8_any(const uint8_t *src, long stride, long colOff,
+		const int32_t *start, const int32_t *cnt, const int16_t *w, int n8, int dstLen,
+		uint8_t *dst, long dstStride, int width);
+
+static void kd_hpass8_t(const uint8_t *src, long stride, int rows, int cols, int base,
+		const int32_t *start, const int32_t *cnt, const int16_t *w, int n8, int dstLen,
+		uint8_t *dst, long dstStride, uint8_t *scratch) {
+	uint8_t *t = scratch, *o = scratch + (long)cols * rows;
+	kd_transpose8(src, stride, t, rows, cols, rows);
+	kd_vpass8_any(t - (long)base * rows, rows, 0, start, cnt, w, n8, dstLen, o, rows, rows);
+	kd_transpose8(o, rows, dst, dstStride, rows, dstLen);
 }
 
 static void kd_hpass8_any(const uint8_t *src, long stride, int r0, int r1, int base,
@@ -288,8 +348,9 @@ func (p *Processor) resamplePlane(src []byte, srcStride int, hk, vk *kernel, dst
 		_ = src[(vk.hi-1)*srcStride+hk.hi-1]
 		C.kd_vpass8_any(u8p(src), C.long(srcStride), C.long(hk.lo),
 			i32p(vk.start), i32p(vk.cnt), i16p(vk.w16), C.int(vk.n8), C.int(dh), u8p(p.tmp), C.long(cols), C.int(cols))
-		C.kd_hpass8_any(u8p(p.tmp), C.long(cols), 0, C.int(dh), C.int(hk.lo),
-			i32p(hk.start), i32p(hk.cnt), i16p(hk.w16), C.int(hk.n8), C.int(dw), u8p(dst), C.long(dstStride))
+		p.tmpT = grow(p.tmpT, cols*dh+dw*dh)
+		C.kd_hpass8_t(u8p(p.tmp), C.long(cols), C.int(dh), C.int(cols), C.int(hk.lo),
+			i32p(hk.start), i32p(hk.cnt), i16p(hk.w16), C.int(hk.n8), C.int(dw), u8p(dst), C.long(dstStride), u8p(p.tmpT))
 	}
 	_ = dst[(dh-1)*dstStride+dw-1]
 }
