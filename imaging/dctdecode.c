@@ -58,7 +58,11 @@ typedef struct {
 	int32_t maxcode[18]; // largest code of each length, -1 for none
 	int32_t delta[17];   // vals index minus code, per length
 	uint8_t vals[256];
-	int present;
+	int present; // defined by the current file
+	// The DHT bytes the tables were built from: most files carry the same
+	// standard tables, so the next file's identical ones are not rebuilt.
+	uint8_t raw[16 + 256];
+	int rawlen;
 } kd_huff;
 
 typedef struct {
@@ -177,7 +181,15 @@ static int kd_parse(kd_dec *d, const uint8_t *data, size_t len) {
 				if (tc > 1 || th > 3) return KD_DCT_CORRUPT;
 				for (int i = 0; i < 16; i++) total += s[1 + i];
 				if (total > 256 || se - s < 17 + total) return KD_DCT_CORRUPT;
-				if (kd_build_huff(tc ? &d->ac[th] : &d->dc[th], s + 1, s + 17, total, tc)) return KD_DCT_CORRUPT;
+				kd_huff *h = tc ? &d->ac[th] : &d->dc[th];
+				if (h->rawlen == 16 + total && memcmp(h->raw, s + 1, 16 + total) == 0) {
+					h->present = 1;
+				} else {
+					h->rawlen = 0;
+					if (kd_build_huff(h, s + 1, s + 17, total, tc)) return KD_DCT_CORRUPT;
+					memcpy(h->raw, s + 1, 16 + total);
+					h->rawlen = 16 + total;
+				}
 				s += 17 + total;
 			}
 			break;
@@ -301,9 +313,9 @@ KD_INLINE int kd_getbits(kd_bits *b, int s) {
 }
 
 // kd_decode_block reads one block's coefficients into blk (natural order,
-// zero on entry) and returns the zig-zag index of the last nonzero one,
+// zero on entry; only when keep is set: dropped blocks store nothing) and returns the zig-zag index of the last nonzero one,
 // or -1 for damaged data.
-KD_INLINE int kd_decode_block(kd_bits *b, const kd_huff *dc, const kd_huff *ac, int *pred, int32_t *blk) {
+KD_INLINE int kd_decode_block(kd_bits *b, const kd_huff *dc, const kd_huff *ac, int *pred, int32_t *blk, int keep) {
 	if (b->n < 32) kd_refill(b);
 	int s = kd_huff_decode(b, dc);
 	if (s < 0 || s > 11) return -1;
@@ -319,7 +331,7 @@ KD_INLINE int kd_decode_block(kd_bits *b, const kd_huff *dc, const kd_huff *ac, 
 			b->buf <<= l;
 			b->n -= l;
 			if (k > 63) return -1;
-			blk[kd_zz[k]] = e >> 16;
+			if (keep) blk[kd_zz[k]] = e >> 16;
 			last = k++;
 			continue;
 		}
@@ -335,7 +347,8 @@ KD_INLINE int kd_decode_block(kd_bits *b, const kd_huff *dc, const kd_huff *ac, 
 		}
 		k += r;
 		if (k > 63) return -1;
-		blk[kd_zz[k]] = kd_getbits(b, s);
+		int v = kd_getbits(b, s);
+		if (keep) blk[kd_zz[k]] = v;
 		last = k++;
 	}
 	return last;
@@ -527,14 +540,14 @@ int kd_dct_decode(void *state, const uint8_t *data, size_t len, int n, uint8_t *
 				const kd_huff *dc = &D->dc[D->td[c]], *ac = &D->ac[D->ta[c]];
 				for (int v = 0; v < vs; v++)
 					for (int h = 0; h < hs; h++) {
-						int last = kd_decode_block(&b, dc, ac, &pred[c], blk);
-						if (last < 0) return KD_DCT_CORRUPT;
 						int by = my * vs + v, bx = mx * hs + h;
-						if (bx >= bx0[c] && bx < bx1[c] && by >= by0[c] && by < by1[c]) {
-							uint8_t *o = planes[c] + (long)by * n * strides[c] + (long)bx * n;
-							if (last == 0) kd_flat((float)blk[0] * qf[c][0], n, o, strides[c]);
-							else idct(blk, qf[c], n, o, strides[c]);
-						}
+						int keep = bx >= bx0[c] && bx < bx1[c] && by >= by0[c] && by < by1[c];
+						int last = kd_decode_block(&b, dc, ac, &pred[c], blk, keep);
+						if (last < 0) return KD_DCT_CORRUPT;
+						if (!keep) continue;
+						uint8_t *o = planes[c] + (long)by * n * strides[c] + (long)bx * n;
+						if (last == 0) kd_flat((float)blk[0] * qf[c][0], n, o, strides[c]);
+						else idct(blk, qf[c], n, o, strides[c]);
 						if (last < 16) {
 							for (int k = 0; k <= last; k++) blk[kd_zz[k]] = 0;
 						} else {

@@ -43,7 +43,7 @@ type dctMem struct {
 }
 
 func newDCTState() dctState {
-	return &dctMem{tables: make([]uint64, (C.kd_dct_state_size()+7)/8)}
+	return &dctMem{tables: make([]uint64, (C.kd_dct_state_size()+7)/8)} // zero: no tables cached
 }
 
 func (s *dctMem) ptr() unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(s.tables)) }
