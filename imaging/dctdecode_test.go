@@ -327,3 +327,63 @@ func FuzzDCTDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestDCTPathCloseToTurboPath: the YUV path with dctdecode.c (DCT-domain
+// scaling to n/8, cropped transforms) gives nearly the picture it gives
+// with libjpeg-turbo decoding at full size or at 1/2, 1/4, 1/8, for every
+// mode, and really takes dctdecode.c for these baseline files.
+func TestDCTPathCloseToTurboPath(t *testing.T) {
+	if !haveTurboYUV() || !dctDecoderOn {
+		t.Skip("libjpeg-turbo with the planar API is not installed, or KEDIFF_DCT_DECODER=off")
+	}
+	d, err := NewBareTurboDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	decode := func(b []byte) rgbImage {
+		w, h, err := d.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rgbImage{bytes.Clone(d.Pixels()[:w*h*3]), w, h}
+	}
+	worst := 0.0
+	defer func() { t.Logf("worst mean abs diff %.3f", worst) }()
+	for _, sz := range [][2]int{{640, 480}, {1280, 960}, {333, 1001}} {
+		for _, ss := range []int{tjsamp420, tjsamp444, tjsampGray} {
+			data := makeJPEG(t, sz[0], sz[1], ss, 3)
+			for _, opt := range []Options{{}, {Size: 100}, {Mode: KeepRatio, Size: 200}, {Mode: Border, Size: 256}, {Mode: NoResize}} {
+				p, q := newP(t, opt), newP(t, opt)
+				q.dct = nil
+				a, err := p.Process(data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ea := bytes.Clone(a.Encoded)
+				b, err := q.Process(data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if a.Path != "yuv" {
+					continue // border with an odd offset: the RGB path, by design
+				}
+				if p.dctDecodes != 1 {
+					t.Fatalf("%v %d %+v: dctdecode.c not used", sz, ss, opt)
+				}
+				ia, ib := decode(ea), decode(b.Encoded)
+				if ia.w != ib.w || ia.h != ib.h {
+					t.Fatalf("%v %d %+v: %dx%d vs %dx%d", sz, ss, opt, ia.w, ia.h, ib.w, ib.h)
+				}
+				mean, maxd := diff(t, ia, ib)
+				worst = max(worst, mean)
+				if testing.Verbose() {
+					t.Logf("%v %d %s %d: mean %.3f max %d", sz, ss, opt.Mode, opt.Size, mean, maxd)
+				}
+				if mean > 1.0 {
+					t.Errorf("%v %d %+v: mean abs diff %.3f from the libjpeg-turbo decode", sz, ss, opt, mean)
+				}
+			}
+		}
+	}
+}

@@ -163,6 +163,7 @@ type Processor struct {
 	yuvOK      bool     // JPEG output via libjpeg-turbo with its planar API: try the YUV path
 	dct        dctState // dctdecode.c's tables; nil: the YUV path decodes with libjpeg-turbo only
 	dctSkip    bool     // the current image goes to libjpeg-turbo
+	dctDecodes int      // images dctdecode.c decoded (tests)
 
 	// Reusable buffers.
 	dec, rot, tmp, out []byte

@@ -154,6 +154,7 @@ func (p *Processor) processYUV(data []byte) (done bool, ow, oh int, err error) {
 			defer func() { p.dctSkip = false }()
 			return p.processYUV(data)
 		}
+		p.dctDecodes++
 	} else {
 		warn, err := p.tj.decodeYUV(data, iy, iu, iv, ipw0, ipw1, sw, sh)
 		if err != nil && !warn {
