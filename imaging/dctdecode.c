@@ -478,8 +478,8 @@ static inline void kd_zero_block(int32_t *blk) {
 
 // kd_flat writes a block with only a DC coefficient: n x n of one value.
 static inline void kd_flat(float dc, int n, uint8_t *out, long stride) {
-	uint8_t v = kd_clamp(dc / 8 + 128.0f);
-	for (int y = 0; y < n; y++) memset(out + y * stride, v, n);
+	uint64_t v = kd_clamp(dc / 8 + 128.0f) * 0x0101010101010101ULL;
+	for (int y = 0; y < n; y++) memcpy(out + y * stride, &v, 8); // the 8-byte slack, as the transforms use
 }
 
 // kd_marker_after checks that the bits left are the padding of the last

@@ -26,7 +26,13 @@
 // YUV path, Result.Path "yuv"; see processYUV): YCbCr or grayscale JPEGs
 // with EXIF orientation 1 are decoded to their planes, each plane is
 // resized with the same geometry and filter, and the 4:2:0 planes are
-// compressed directly. That roughly halves the per-image time.
+// compressed directly. That roughly halves the per-image time. On this
+// path single-scan baseline JPEGs (most photos) are decoded by our own
+// dctdecode.c: it scales in the DCT domain by any n/8 (libjpeg-turbo 2.1
+// only has fast 1/2, 1/4, 1/8) and transforms only the blocks the crop
+// keeps; anything else, and any file it finds damaged, goes to
+// libjpeg-turbo, which then owns the warnings and rejects.
+// KEDIFF_DCT_DECODER=off turns it off.
 //
 // Every failure is a *Reject with a short machine-readable Reason, so that
 // the pipeline can file the sample in its rejects table; Process never
