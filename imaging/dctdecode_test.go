@@ -13,25 +13,19 @@ import (
 	"github.com/kediff/kediff/synth"
 )
 
-// photoLike renders w x h RGB with smooth gradients, edges and noise, so
-// that every DCT frequency carries energy.
+// photoLike is smoothPhoto with hard edges and strong noise added, so that
+// every DCT frequency carries energy.
 func photoLike(w, h int, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, 7))
-	pix := make([]byte, w*h*3)
+	pix := smoothPhoto(w, h, seed)
+	r := rand.New(rand.NewPCG(seed, 11))
 	for y := range h {
 		for x := range w {
-			fx, fy := float64(x)/float64(w), float64(y)/float64(h)
-			base := [3]float64{
-				200*fx + 30*math.Sin(fy*17),
-				120 + 90*math.Sin(fx*9+fy*5),
-				255 * fy * fy,
-			}
-			if (x/13+y/9)%5 == 0 { // hard edges
-				base[0], base[1] = 250, 20
-			}
 			for c := range 3 {
-				v := base[c] + r.NormFloat64()*12
-				pix[(y*w+x)*3+c] = uint8(max(0, min(255, math.Round(v))))
+				v := float64(pix[(y*w+x)*3+c]) + r.NormFloat64()*12
+				if (x/13+y/9)%5 == 0 && c < 2 {
+					v = float64(250 - 230*c)
+				}
+				pix[(y*w+x)*3+c] = byte(min(max(math.Round(v), 0), 255))
 			}
 		}
 	}
@@ -336,18 +330,7 @@ func TestDCTPathCloseToTurboPath(t *testing.T) {
 	if !haveTurboYUV() || !dctDecoderOn {
 		t.Skip("libjpeg-turbo with the planar API is not installed, or KEDIFF_DCT_DECODER=off")
 	}
-	d, err := NewBareTurboDecoder()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	decode := func(b []byte) rgbImage {
-		w, h, err := d.Decode(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rgbImage{bytes.Clone(d.Pixels()[:w*h*3]), w, h}
-	}
+	decode := turboDecoder(t)
 	worst := 0.0
 	defer func() { t.Logf("worst mean abs diff %.3f", worst) }()
 	for _, sz := range [][2]int{{640, 480}, {1280, 960}, {333, 1001}} {

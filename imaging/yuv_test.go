@@ -40,6 +40,23 @@ func smoothPhoto(w, h int, seed uint64) []byte {
 	return pix
 }
 
+// turboDecoder returns a function that decodes a JPEG to RGB with
+// libjpeg-turbo (as djpeg does), closed when the test ends.
+func turboDecoder(t *testing.T) func([]byte) rgbImage {
+	d, err := NewBareTurboDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return func(b []byte) rgbImage {
+		w, h, err := d.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rgbImage{bytes.Clone(d.Pixels()[:w*h*3]), w, h}
+	}
+}
+
 // makeJPEG encodes a smooth photo with libjpeg-turbo at quality 90 and the
 // given subsampling (tjsampGray converts to grayscale).
 func makeJPEG(t testing.TB, w, h, subsamp int, seed uint64) []byte {
@@ -66,18 +83,7 @@ func TestYUVPathCloseToRGBPath(t *testing.T) {
 	if !haveTurboYUV() {
 		t.Skip(Backend())
 	}
-	d, err := NewBareTurboDecoder()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	decode := func(b []byte) rgbImage {
-		w, h, err := d.Decode(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rgbImage{bytes.Clone(d.Pixels()[:w*h*3]), w, h}
-	}
+	decode := turboDecoder(t)
 	samps := []struct {
 		name string
 		s    int
