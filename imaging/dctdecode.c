@@ -9,9 +9,9 @@
 // n/8 transforms for n = 3, 5, 6, 7 are scalar and slower than a full
 // decode), so most of its inverse transforms feed pixels the resampler
 // then averages away or the crop throws away. Here each 8x8 block is
-// transformed directly to n x n samples (the low n x n coefficients through
-// an n-point inverse DCT, the reduced transform libjpeg's own scaling
-// uses), and blocks outside the crop are entropy-decoded and dropped.
+// transformed directly to n x n samples with the reduced transforms
+// libjpeg's own scaling uses (see kd_mat), and blocks outside the crop are
+// entropy-decoded and dropped.
 //
 // Scope: single-scan baseline (SOF0/SOF1) 8-bit JPEGs with one component
 // or three with only the first subsampled (4:4:4, 4:2:2, 4:2:0, 4:4:0,
