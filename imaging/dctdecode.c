@@ -79,7 +79,8 @@ typedef struct {
 	uint16_t q[4][64]; // natural order
 	int qpresent[4];
 	kd_huff dc[4], ac[4];
-	const uint8_t *scan, *end;
+	size_t scan;      // offset of the entropy-coded data
+	size_t parsedLen; // nonzero: kd_dct_header parsed a file of this length for kd_dct_decode
 } kd_dec;
 
 static int kd_u16(const uint8_t *p) { return p[0] << 8 | p[1]; }
@@ -222,8 +223,7 @@ static int kd_parse(kd_dec *d, const uint8_t *data, size_t len) {
 			}
 			const uint8_t *t = s + 1 + 2 * ns;
 			if (t[0] != 0 || t[1] != 63 || t[2] != 0) return KD_DCT_UNSUPPORTED;
-			d->scan = p;
-			d->end = end;
+			d->scan = (size_t)(p - data);
 			return 0;
 		}
 		case 0xC2: case 0xC3: case 0xC5: case 0xC6: case 0xC7: case 0xC9: case 0xCA:
@@ -240,6 +240,7 @@ size_t kd_dct_state_size(void) { return sizeof(kd_dec); }
 int kd_dct_header(void *state, const uint8_t *data, size_t len, kd_dct_info *info) {
 	kd_dec *d = state;
 	int r = kd_parse(d, data, len);
+	d->parsedLen = r == 0 ? len : 0;
 	if (r == 0) *info = d->info;
 	return r;
 }
@@ -501,8 +502,13 @@ int kd_dct_decode(void *state, const uint8_t *data, size_t len, int n, uint8_t *
 	int strides[3];
 	kd_dec *dp = state;
 	if (n < 1 || n > 8) return KD_DCT_UNSUPPORTED;
-	int r = kd_parse(dp, data, len);
-	if (r) return r;
+	// The header call just before parsed this file: its tables and scan
+	// offset stand (a state without one parses here).
+	if (dp->parsedLen != len) {
+		int r = kd_parse(dp, data, len);
+		if (r) return r;
+	}
+	dp->parsedLen = 0;
 	const kd_dec *restrict D = dp;
 	const kd_dct_info *in = &D->info;
 	int nc = in->ncomp;
@@ -519,7 +525,7 @@ int kd_dct_decode(void *state, const uint8_t *data, size_t len, int n, uint8_t *
 #ifdef KD_DCT_AVX2_BUILD
 	if (kd_dct_avx2) idct = kd_idct_avx2;
 #endif
-	kd_bits b = {D->scan, D->end, 0, 0, 0, 0};
+	kd_bits b = {data + D->scan, data + len, 0, 0, 0, 0};
 	int32_t blk[64] __attribute__((aligned(32)));
 	memset(blk, 0, sizeof blk);
 	int togo = in->restart, next = 0;

@@ -26,7 +26,8 @@ typedef struct {
 size_t kd_dct_state_size(void);
 
 // kd_dct_header parses the markers up to the scan. It returns 0 or one of
-// the codes above.
+// the codes above. A kd_dct_decode of the same bytes right after it reuses
+// that parse.
 int kd_dct_header(void *state, const uint8_t *data, size_t len, kd_dct_info *info);
 
 // kd_dct_decode decodes the image with its DCT scaled to n/8 (n in 1..8):

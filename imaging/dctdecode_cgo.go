@@ -76,7 +76,8 @@ func (in *dctInfo) planeDims(c, n int) (stride, rows int) {
 // [x0, x1), rows [y0, y1).
 type dctWindow struct{ x0, x1, y0, y1 int }
 
-// decode decodes data (whose header gave in) at scale n/8 into planes
+// decode decodes data (whose header gave in: pass the same bytes as to
+// the header call just before, whose parse it reuses) at scale n/8 into planes
 // laid out by planeDims, transforming only the blocks that overlap win.
 // ok=false means dctdecode.c declined or found damage; the planes are
 // then undefined and the caller decodes with libjpeg-turbo.

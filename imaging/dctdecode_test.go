@@ -230,7 +230,9 @@ func BenchmarkDCTDecode(b *testing.B) {
 				}
 			}
 			for i := 0; b.Loop(); i++ {
-				if !st.decode(imgs[i%len(imgs)], &info, tc.n, planes, win) {
+				img := imgs[i%len(imgs)]
+				info, _ := st.header(img) // as processYUV does; decode reuses its parse
+				if !st.decode(img, &info, tc.n, planes, win) {
 					b.Fatal("declined")
 				}
 			}
