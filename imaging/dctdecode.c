@@ -321,7 +321,7 @@ KD_INLINE int kd_decode_block(kd_bits *b, const kd_huff *dc, const kd_huff *ac, 
 	int s = kd_huff_decode(b, dc);
 	if (s < 0 || s > 11) return -1;
 	if (s) *pred += kd_getbits(b, s);
-	blk[0] = *pred;
+	blk[0] = (int16_t)*pred; // as libjpeg, whose coefficients are 16-bit
 	int last = 0;
 	for (int k = 1; k < 64;) {
 		if (b->n < 32) kd_refill(b);
