@@ -180,6 +180,29 @@ static void (*kd_groupnorm_fwd_p)(float *, float *, float *, const float *, cons
 static void (*kd_groupnorm_bwd_params_p)(float *, float *, const float *, const float *, const float *, const float *, const long *, long, long) = kd_groupnorm_bwd_params_base;
 static void (*kd_groupnorm_bwd_input_p)(float *, const float *, const float *, const float *, const float *, const float *, const long *, long, long) = kd_groupnorm_bwd_input_base;
 
+// KD_USE points every kernel at the variant compiled with suffix sfx.
+#define KD_USE(sfx) do { \
+	kd_silu_fwd_p = kd_silu_fwd_##sfx; \
+	kd_silu_bwd_p = kd_silu_bwd_##sfx; \
+	kd_gelu_fwd_p = kd_gelu_fwd_##sfx; \
+	kd_gelu_bwd_p = kd_gelu_bwd_##sfx; \
+	kd_exp_shift_p = kd_exp_shift_##sfx; \
+	kd_im2col_p = kd_im2col_##sfx; \
+	kd_col2im_p = kd_col2im_##sfx; \
+	kd_add_p = kd_add_##sfx; \
+	kd_acc_p = kd_acc_##sfx; \
+	kd_scale_p = kd_scale_##sfx; \
+	kd_attn_softmax_p = kd_attn_softmax_##sfx; \
+	kd_attn_softmax_bwd_p = kd_attn_softmax_bwd_##sfx; \
+	kd_permute0213_p = kd_permute0213_##sfx; \
+	kd_permute0213_bwd_p = kd_permute0213_bwd_##sfx; \
+	kd_sumsq_p = kd_sumsq_##sfx; \
+	kd_adamw_p = kd_adamw_##sfx; \
+	kd_groupnorm_fwd_p = kd_groupnorm_fwd_##sfx; \
+	kd_groupnorm_bwd_params_p = kd_groupnorm_bwd_params_##sfx; \
+	kd_groupnorm_bwd_input_p = kd_groupnorm_bwd_input_##sfx; \
+} while (0)
+
 // kd_simd_init picks the widest kernels the CPU (and OS) support; level is
 // 512, 256 or 0 (baseline), or -1 to force the baseline. It returns the level used.
 int kd_simd_init(int level) {
@@ -189,69 +212,15 @@ int kd_simd_init(int level) {
 	             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
 	int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 	if (level >= 512 && avx512) {
-		kd_silu_fwd_p = kd_silu_fwd_avx512;
-		kd_silu_bwd_p = kd_silu_bwd_avx512;
-		kd_gelu_fwd_p = kd_gelu_fwd_avx512;
-		kd_gelu_bwd_p = kd_gelu_bwd_avx512;
-		kd_exp_shift_p = kd_exp_shift_avx512;
-		kd_im2col_p = kd_im2col_avx512;
-		kd_col2im_p = kd_col2im_avx512;
-		kd_add_p = kd_add_avx512;
-		kd_acc_p = kd_acc_avx512;
-		kd_scale_p = kd_scale_avx512;
-		kd_attn_softmax_p = kd_attn_softmax_avx512;
-		kd_attn_softmax_bwd_p = kd_attn_softmax_bwd_avx512;
-		kd_permute0213_p = kd_permute0213_avx512;
-		kd_permute0213_bwd_p = kd_permute0213_bwd_avx512;
-		kd_sumsq_p = kd_sumsq_avx512;
-		kd_adamw_p = kd_adamw_avx512;
-		kd_groupnorm_fwd_p = kd_groupnorm_fwd_avx512;
-		kd_groupnorm_bwd_params_p = kd_groupnorm_bwd_params_avx512;
-		kd_groupnorm_bwd_input_p = kd_groupnorm_bwd_input_avx512;
+		KD_USE(avx512);
 		return 512;
 	}
 	if (level >= 256 && avx2) {
-		kd_silu_fwd_p = kd_silu_fwd_avx2;
-		kd_silu_bwd_p = kd_silu_bwd_avx2;
-		kd_gelu_fwd_p = kd_gelu_fwd_avx2;
-		kd_gelu_bwd_p = kd_gelu_bwd_avx2;
-		kd_exp_shift_p = kd_exp_shift_avx2;
-		kd_im2col_p = kd_im2col_avx2;
-		kd_col2im_p = kd_col2im_avx2;
-		kd_add_p = kd_add_avx2;
-		kd_acc_p = kd_acc_avx2;
-		kd_scale_p = kd_scale_avx2;
-		kd_attn_softmax_p = kd_attn_softmax_avx2;
-		kd_attn_softmax_bwd_p = kd_attn_softmax_bwd_avx2;
-		kd_permute0213_p = kd_permute0213_avx2;
-		kd_permute0213_bwd_p = kd_permute0213_bwd_avx2;
-		kd_sumsq_p = kd_sumsq_avx2;
-		kd_adamw_p = kd_adamw_avx2;
-		kd_groupnorm_fwd_p = kd_groupnorm_fwd_avx2;
-		kd_groupnorm_bwd_params_p = kd_groupnorm_bwd_params_avx2;
-		kd_groupnorm_bwd_input_p = kd_groupnorm_bwd_input_avx2;
+		KD_USE(avx2);
 		return 256;
 	}
 #endif
-	kd_silu_fwd_p = kd_silu_fwd_base;
-	kd_silu_bwd_p = kd_silu_bwd_base;
-	kd_gelu_fwd_p = kd_gelu_fwd_base;
-	kd_gelu_bwd_p = kd_gelu_bwd_base;
-	kd_exp_shift_p = kd_exp_shift_base;
-	kd_im2col_p = kd_im2col_base;
-	kd_col2im_p = kd_col2im_base;
-	kd_add_p = kd_add_base;
-	kd_acc_p = kd_acc_base;
-	kd_scale_p = kd_scale_base;
-	kd_attn_softmax_p = kd_attn_softmax_base;
-	kd_attn_softmax_bwd_p = kd_attn_softmax_bwd_base;
-	kd_permute0213_p = kd_permute0213_base;
-	kd_permute0213_bwd_p = kd_permute0213_bwd_base;
-	kd_sumsq_p = kd_sumsq_base;
-	kd_adamw_p = kd_adamw_base;
-	kd_groupnorm_fwd_p = kd_groupnorm_fwd_base;
-	kd_groupnorm_bwd_params_p = kd_groupnorm_bwd_params_base;
-	kd_groupnorm_bwd_input_p = kd_groupnorm_bwd_input_base;
+	KD_USE(base);
 	return 0;
 }
 
