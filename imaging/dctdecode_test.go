@@ -51,12 +51,8 @@ func dctCases(t *testing.T, tj *tjCodec) []dctCase {
 		for _, s := range samps {
 			for _, q := range []int{50, 95} {
 				w, h := sz[0], sz[1]
-				buf := make([]byte, encodeBound(w, h)*2+1<<16)
-				n, err := tj.encodeSubsamp(photoLike(w, h, uint64(i)), w, h, q, buf, 0, s.ss)
-				if err != nil {
-					t.Fatal(err)
-				}
-				cases = append(cases, dctCase{fmt.Sprintf("%dx%d_%s_q%d", w, h, s.name, q), buf[:n]})
+				data := encodeRGB(t, tj, photoLike(w, h, uint64(i)), w, h, q, s.ss)
+				cases = append(cases, dctCase{fmt.Sprintf("%dx%d_%s_q%d", w, h, s.name, q), data})
 			}
 		}
 	}
@@ -191,16 +187,7 @@ func BenchmarkDCTDecode(b *testing.B) {
 	var imgs [][]byte
 	for i := range 16 {
 		m, _ := synth.Render(rand.New(rand.NewPCG(uint64(i), 1)), synth.Options{Width: 640, Height: 480, Photo: true})
-		rgb := make([]byte, 0, 640*480*3)
-		for j := 0; j < len(m.Pix); j += 4 {
-			rgb = append(rgb, m.Pix[j:j+3]...)
-		}
-		buf := make([]byte, 1<<20)
-		n, err := tj.encodeSubsamp(rgb, 640, 480, 90, buf, 0, tjsamp420)
-		if err != nil {
-			b.Fatal(err)
-		}
-		imgs = append(imgs, buf[:n])
+		imgs = append(imgs, encodeRGB(b, tj, toRGB(m, nil), 640, 480, 90, tjsamp420))
 	}
 	y, u, v := make([]byte, 640*480), make([]byte, 320*240), make([]byte, 320*240)
 	b.Run("turbo_full", func(b *testing.B) {
@@ -254,12 +241,7 @@ func FuzzDCTDecode(f *testing.F) {
 	}
 	for i, ss := range []int{tjsamp420, tjsamp444, tjsampGray, tjsamp411, tjsamp422, tjsamp440} {
 		w, h := 24+i*7, 17+i*5
-		buf := make([]byte, encodeBound(w, h)*2+1<<16)
-		n, err := tj.encodeSubsamp(photoLike(w, h, uint64(i)), w, h, 80, buf, 0, ss)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(buf[:n], uint8(i))
+		f.Add(encodeRGB(f, tj, photoLike(w, h, uint64(i)), w, h, 80, ss), uint8(i))
 	}
 	st := newDCTState()
 	f.Fuzz(func(t *testing.T, data []byte, scale uint8) {

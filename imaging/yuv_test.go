@@ -66,8 +66,15 @@ func makeJPEG(t testing.TB, w, h, subsamp int, seed uint64) []byte {
 		t.Skip(err)
 	}
 	defer c.close()
+	return encodeRGB(t, c, smoothPhoto(w, h, seed), w, h, 90, subsamp)
+}
+
+// encodeRGB compresses packed RGB with libjpeg-turbo at the given quality
+// and subsampling.
+func encodeRGB(t testing.TB, c *tjCodec, rgb []byte, w, h, quality, subsamp int) []byte {
+	t.Helper()
 	buf := make([]byte, w*h*4+1<<16)
-	n, err := c.encodeSubsamp(smoothPhoto(w, h, seed), w, h, 90, buf, 0, subsamp)
+	n, err := c.encodeSubsamp(rgb, w, h, quality, buf, 0, subsamp)
 	if err != nil {
 		t.Fatal(err)
 	}
