@@ -213,41 +213,28 @@ func (s *Session) Run(inputs ...Tensor) ([]Tensor, error) {
 	return result, nil
 }
 
-func newValue(t Tensor) (ort.Value, error) {
-	shape := ort.NewShape(t.Shape...)
-	n := shape.FlattenedSize()
-	check := func(l int) error {
-		if int64(l) != n {
-			return fmt.Errorf("shape %s holds %d elements, data has %d", FormatShape(t.Shape), n, l)
-		}
-		return nil
+// newTensor wraps d as a tensor of the given shape after checking that
+// the shape holds exactly len(d) elements.
+func newTensor[T ort.TensorData](dims []int64, d []T) (ort.Value, error) {
+	shape := ort.NewShape(dims...)
+	if n := shape.FlattenedSize(); int64(len(d)) != n {
+		return nil, fmt.Errorf("shape %s holds %d elements, data has %d", FormatShape(dims), n, len(d))
 	}
+	return ort.NewTensor(shape, d)
+}
+
+func newValue(t Tensor) (ort.Value, error) {
 	switch d := t.Data.(type) {
 	case []float32:
-		if err := check(len(d)); err != nil {
-			return nil, err
-		}
-		return ort.NewTensor(shape, d)
+		return newTensor(t.Shape, d)
 	case []int64:
-		if err := check(len(d)); err != nil {
-			return nil, err
-		}
-		return ort.NewTensor(shape, d)
+		return newTensor(t.Shape, d)
 	case []int32:
-		if err := check(len(d)); err != nil {
-			return nil, err
-		}
-		return ort.NewTensor(shape, d)
+		return newTensor(t.Shape, d)
 	case []uint8:
-		if err := check(len(d)); err != nil {
-			return nil, err
-		}
-		return ort.NewTensor(shape, d)
+		return newTensor(t.Shape, d)
 	case []bool:
-		if err := check(len(d)); err != nil {
-			return nil, err
-		}
-		return ort.NewTensor(shape, d)
+		return newTensor(t.Shape, d)
 	}
 	return nil, fmt.Errorf("unsupported data type %T (use []float32, []int64, []int32, []uint8 or []bool)", t.Data)
 }
