@@ -43,4 +43,9 @@ int kd_dct_decode(void *state, const uint8_t *data, size_t len, int n, uint8_t *
 // allow is set) or the portable one; it returns 1 for AVX2.
 int kd_dct_set_simd(int allow);
 
+// kd_dct_set_multi sets when the multi-symbol Huffman tables are used: 0
+// never, 1 where they pay (the default), 2 always (for tests). It returns
+// the new setting.
+int kd_dct_set_multi(int mode);
+
 #endif

@@ -100,3 +100,14 @@ func (s *dctMem) decode(data []byte, in *dctInfo, n int, planes [3][]byte, win [
 		ptrs[0], ptrs[1], ptrs[2], &geom[0])
 	return r == 0
 }
+
+// Huffman decoding modes of dctdecode.c, for tests: one symbol per lookup,
+// multi-symbol tables where they pay (the default), or always.
+const (
+	huffSingle = 0
+	huffAuto   = 1
+	huffMulti  = 2
+)
+
+// setHuffMode sets dctdecode.c's Huffman decoding mode (huffSingle, ...).
+func setHuffMode(mode int) { C.kd_dct_set_multi(C.int(mode)) }

@@ -49,7 +49,13 @@ func dctCases(t *testing.T, tj *tjCodec) []dctCase {
 	sizes := [][2]int{{640, 480}, {37, 23}, {8, 8}, {1, 1}, {129, 250}}
 	for i, sz := range sizes {
 		for _, s := range samps {
-			for _, q := range []int{50, 95} {
+			qs := []int{50, 95}
+			if i == 0 {
+				// At 100 most blocks code their 64th coefficient, so the
+				// multi-symbol lookups often run into the next block.
+				qs = append(qs, 100)
+			}
+			for _, q := range qs {
 				w, h := sz[0], sz[1]
 				data := encodeRGB(t, tj, photoLike(w, h, uint64(i)), w, h, q, s.ss)
 				cases = append(cases, dctCase{fmt.Sprintf("%dx%d_%s_q%d", w, h, s.name, q), data})
@@ -92,12 +98,19 @@ func TestDCTDecodeMatchesTurbo(t *testing.T) {
 	}
 	defer tj.close()
 	st := newDCTState()
-	for _, avx2 := range []bool{true, false} {
+	defer setHuffMode(huffAuto)
+	cases := dctCases(t, tj)
+	for _, mode := range []struct {
+		avx2 bool
+		huff int
+	}{{true, huffMulti}, {true, huffSingle}, {false, huffMulti}} {
+		avx2 := mode.avx2
 		if avx2 && !setDCTAVX2(true) {
 			continue
 		}
 		setDCTAVX2(avx2)
-		for _, tc := range dctCases(t, tj) {
+		setHuffMode(mode.huff)
+		for _, tc := range cases {
 			info, ok := st.header(tc.data)
 			if !ok {
 				t.Fatalf("%s: header not handled", tc.name)
@@ -158,7 +171,7 @@ func TestDCTDecodeMatchesTurbo(t *testing.T) {
 					// this float one: off by one at most, at every scale.
 					const limit = 1
 					if maxd > limit || (vw*vh >= 64 && mean > 0.3) {
-						t.Errorf("avx2=%v %s n=%d comp %d: max diff %d, mean %.3f from libjpeg-turbo", avx2, tc.name, n, c, maxd, mean)
+						t.Errorf("avx2=%v huffman mode %d %s n=%d comp %d: max diff %d, mean %.3f from libjpeg-turbo", avx2, mode.huff, tc.name, n, c, maxd, mean)
 					}
 				}
 			}
@@ -250,6 +263,14 @@ func FuzzDCTDecode(f *testing.F) {
 			return
 		}
 		n := int(scale%8) + 1
+		// Bit 4 of the scale byte picks one-symbol Huffman lookups, so the
+		// fuzzer covers both decoding loops.
+		if scale&16 != 0 {
+			setHuffMode(huffSingle)
+		} else {
+			setHuffMode(huffMulti)
+		}
+		defer setHuffMode(huffAuto)
 		var planes [3][]byte
 		var win [3]dctWindow
 		for c := range info.ncomp {
