@@ -162,7 +162,8 @@ type OutputConfig struct {
 	RowGroupRows int `yaml:"row_group_rows" json:"row_group_rows"`
 }
 
-// WorkersConfig sets each stage's concurrency; 0 means "one per core".
+// WorkersConfig sets each stage's concurrency; 0 picks a default from the
+// core count (see imageWorkers).
 // These do not change the output, so they are left out of the config hash.
 type WorkersConfig struct {
 	Readers int `yaml:"readers" json:"readers"` // input shards read at once
@@ -237,7 +238,7 @@ func (c *Config) validate() error {
 		errs = append(errs, "pos.fraction must be between 0 and 1")
 	}
 	if c.Workers.Readers < 0 || c.Workers.Image < 0 || c.Workers.POS < 0 || c.Workers.Queue < 0 {
-		errs = append(errs, "workers.* must not be negative (0 means one per core)")
+		errs = append(errs, "workers.* must not be negative (0 picks a default from the core count)")
 	}
 	errs = append(errs, c.validateModels()...)
 	if len(errs) > 0 {
@@ -326,12 +327,17 @@ func (c *Config) modelsEnabled() bool {
 	return c.Detect.Enabled || c.Captioner.Enabled || c.VAE.Enabled
 }
 
-// imageWorkers is the image stage's worker count.
+// imageWorkers is the image stage's worker count: by default one more
+// than the cores. Image work runs in C, which Go's scheduler treats as a
+// blocking call: it hands the caller's P to other goroutines and takes it
+// back afterwards, and an extra worker keeps every core busy meanwhile
+// (bench-preprocess: ~8% less wall time, a little less CPU, than one per
+// core).
 func (c *Config) imageWorkers() int {
 	if c.Workers.Image > 0 {
 		return c.Workers.Image
 	}
-	return runtime.NumCPU()
+	return runtime.NumCPU() + 1
 }
 
 // JSON is the config that shapes the output, as recorded in output metadata.

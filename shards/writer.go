@@ -19,6 +19,11 @@ import (
 	"gocloud.dev/gcerrors"
 )
 
+// defaultCodec is shared by every shard a process writes: the codec keeps
+// a pool of zstd encoders, each with large tables, that a codec per shard
+// would allocate again for every shard.
+var defaultCodec = &zstd.Codec{Level: zstd.DefaultLevel}
+
 // WriterOptions tune a ShardWriter. The zero value gives the defaults.
 type WriterOptions struct {
 	// RowGroupRows is the most rows per row group (default 1000).
@@ -82,7 +87,7 @@ func NewShardWriter(ctx context.Context, out *blob.Bucket, id string, md Metadat
 		opt.RowGroupBytes = defaultRowGroupBytes
 	}
 	if opt.Compression == nil {
-		opt.Compression = &zstd.Codec{Level: zstd.DefaultLevel}
+		opt.Compression = defaultCodec
 	}
 	if len(md.Config) > 0 && !json.Valid(md.Config) {
 		return nil, fmt.Errorf("shards: shard %s: metadata config is not valid JSON; pass the config as encoded by encoding/json", id)
