@@ -364,10 +364,10 @@ int kd_dct_header(void *state, const uint8_t *data, size_t len, kd_dct_info *inf
 	return r;
 }
 
-// kd_refill tops the bit buffer up to at least 57 bits. Past the data or at
+// kd_refill tops the bit buffer up to at least 56 bits. Past the data or at
 // a marker it feeds zero bytes and counts them in pad.
 KD_INLINE void kd_refill(kd_bits *b) {
-	if (b->n > 56) return;
+	if (b->n >= 56) return; // (the whole-byte count below would be 0)
 	if (!b->marker && b->end - b->p >= 8) {
 		uint64_t w;
 		memcpy(&w, b->p, 8);
@@ -405,12 +405,15 @@ KD_INLINE void kd_refill(kd_bits *b) {
 }
 
 // kd_refill_eager tops the buffer up on every call without branching on
-// the bit count, where the next 8 bytes hold no 0xFF (almost always): the
+// the bit count, where the next 8 bytes hold no 0xFF (almost always; n is
+// at most 63 here, as a bit was taken since the last refill): the
 // bits past the whole bytes it counts are the right next bits too, so
 // loading them again later is harmless (the lookahead refill of F. Giesen's
 // "Reading bits in far too many ways"). Elsewhere it is kd_refill.
 KD_INLINE void kd_refill_eager(kd_bits *b) {
-	if (__builtin_expect(!b->marker && b->end - b->p >= 8, 1)) {
+	// At a marker p stays on its 0xFF, so the check below sends that case
+	// to kd_refill too.
+	if (__builtin_expect(b->end - b->p >= 8, 1)) {
 		uint64_t w;
 		memcpy(&w, b->p, 8);
 		uint64_t x = ~w;
@@ -504,8 +507,7 @@ KD_INLINE int kd_decode_block(kd_bits *b, const kd_huff *dc, const kd_huff *ac, 
 // at a time.
 KD_INLINE int kd_decode_block_m(kd_bits *bp, const kd_huff *dc, const kd_huff *ac, int *pred, int32_t *blk) {
 	kd_bits b = *bp;
-	const uint8_t *restrict mlen = ac->mlen;
-	const kd_ment *restrict ment = ac->ment;
+	const kd_huff *restrict h = ac; // one base register for both tables
 	if (b.n < 32) kd_refill(&b);
 	unsigned dl = dc->mlen[b.buf >> (64 - KD_DCB)];
 	if (dl) {
@@ -522,8 +524,8 @@ KD_INLINE int kd_decode_block_m(kd_bits *bp, const kd_huff *dc, const kd_huff *a
 	for (;;) {
 		kd_refill_eager(&b);
 		unsigned idx = (unsigned)(b.buf >> (64 - KD_MB));
-		unsigned l = mlen[idx];
-		const kd_ment *m = &ment[idx];
+		unsigned l = h->mlen[idx];
+		const kd_ment *m = &h->ment[idx];
 		unsigned k1 = k + m->d1;
 		blk[kd_zz[k1]] = m->v1;
 		unsigned k2 = k1 + m->d2;
@@ -559,6 +561,41 @@ KD_INLINE int kd_decode_block_m(kd_bits *bp, const kd_huff *dc, const kd_huff *a
 	}
 	*bp = b;
 	return (int)k - 1;
+}
+
+// kd_bjob is one block of an MCU for kd_decode_mcu: its tables, its DC
+// predictor, where its coefficients go (zero on entry, in natural order)
+// and, once decoded, the zig-zag index of its last coded coefficient.
+typedef struct {
+	const kd_huff *dc, *ac;
+	int *pred;
+	int32_t *blk;
+	int last;
+} kd_bjob;
+
+KD_INLINE int kd_decode_mcu_impl(kd_bits *bp, kd_bjob *jobs, int nb, const int multi) {
+	kd_bits b = *bp;
+	for (int i = 0; i < nb; i++) {
+		kd_bjob *j = &jobs[i];
+		int last = multi ? kd_decode_block_m(&b, j->dc, j->ac, j->pred, j->blk)
+		                 : kd_decode_block(&b, j->dc, j->ac, j->pred, j->blk, 1);
+		if (last < 0) return -1;
+		j->last = last;
+	}
+	*bp = b;
+	return 0;
+}
+
+// kd_decode_mcu entropy-decodes the blocks of one MCU; nonzero means
+// damaged data. It is kept out of kd_dct_decode, whose outer loops hold
+// many values: inlined there, the Huffman loop's table and bit-reader
+// pointers were spilled to the stack and reloaded for every symbol.
+static __attribute__((noinline)) int kd_decode_mcu_multi(kd_bits *bp, kd_bjob *jobs, int nb) {
+	return kd_decode_mcu_impl(bp, jobs, nb, 1);
+}
+
+static __attribute__((noinline)) int kd_decode_mcu_single(kd_bits *bp, kd_bjob *jobs, int nb) {
+	return kd_decode_mcu_impl(bp, jobs, nb, 0);
 }
 
 // kd_mat[n][x][u]: weight of coefficient u in sample x of an n-sample
@@ -743,10 +780,20 @@ int kd_dct_decode(void *state, const uint8_t *data, size_t len, int n, uint8_t *
 	if (kd_dct_avx2) idct = kd_idct_avx2;
 #endif
 	kd_bits b = {data + D->scan, data + len, 0, 0, 0, 0};
-	// blk[64] is where stores past the end of a block land; scratch takes
-	// the coefficients of dropped blocks.
-	int32_t blk[72] __attribute__((aligned(32))), scratch[72];
-	memset(blk, 0, sizeof blk);
+	// The blocks of one MCU, decoded together by kd_decode_mcu; slot 64 of
+	// each takes the stores of a multi-symbol entry that overran the block.
+	int32_t mcu[10][72] __attribute__((aligned(32)));
+	memset(mcu, 0, sizeof mcu);
+	kd_bjob jobs[10];
+	int jc[10], jh[10], jv[10], nb = 0, multiAll = 1;
+	for (int c = 0; c < nc; c++) {
+		multiAll &= multi[c];
+		for (int v = 0; v < in->vs[c]; v++)
+			for (int h = 0; h < in->hs[c]; h++, nb++) {
+				jobs[nb] = (kd_bjob){&D->dc[D->td[c]], &D->ac[D->ta[c]], &pred[c], mcu[nb], 0};
+				jc[nb] = c, jv[nb] = v, jh[nb] = h;
+			}
+	}
 	int togo = in->restart, next = 0;
 	for (int my = 0; my < in->mcusy; my++) {
 		if (b.pad > 16) return KD_DCT_CORRUPT; // ran past the data
@@ -760,26 +807,21 @@ int kd_dct_decode(void *state, const uint8_t *data, size_t len, int n, uint8_t *
 				}
 				togo--;
 			}
-			for (int c = 0; c < nc; c++) {
-				int hs = in->hs[c], vs = in->vs[c];
-				const kd_huff *dc = &D->dc[D->td[c]], *ac = &D->ac[D->ta[c]];
-				for (int v = 0; v < vs; v++)
-					for (int h = 0; h < hs; h++) {
-						int by = my * vs + v, bx = mx * hs + h;
-						int keep = bx >= bx0[c] && bx < bx1[c] && by >= by0[c] && by < by1[c];
-						int last = multi[c] ? kd_decode_block_m(&b, dc, ac, &pred[c], keep ? blk : scratch)
-						                    : kd_decode_block(&b, dc, ac, &pred[c], blk, keep);
-						if (last < 0) return KD_DCT_CORRUPT;
-						if (!keep) continue;
-						uint8_t *o = planes[c] + (long)by * n * strides[c] + (long)bx * n;
-						if (last == 0) kd_flat((float)blk[0] * qf[c][0], n, o, strides[c]);
-						else idct(blk, qf[c], n, o, strides[c]);
-						if (last < 16) {
-							for (int k = 0; k <= last; k++) blk[kd_zz[k]] = 0;
-						} else {
-							kd_zero_block(blk);
-						}
-					}
+			if ((multiAll ? kd_decode_mcu_multi : kd_decode_mcu_single)(&b, jobs, nb)) return KD_DCT_CORRUPT;
+			for (int i = 0; i < nb; i++) {
+				int c = jc[i], last = jobs[i].last;
+				int32_t *blk = mcu[i];
+				int by = my * in->vs[c] + jv[i], bx = mx * in->hs[c] + jh[i];
+				if (bx >= bx0[c] && bx < bx1[c] && by >= by0[c] && by < by1[c]) {
+					uint8_t *o = planes[c] + (long)by * n * strides[c] + (long)bx * n;
+					if (last == 0) kd_flat((float)blk[0] * qf[c][0], n, o, strides[c]);
+					else idct(blk, qf[c], n, o, strides[c]);
+				}
+				if (last < 16) {
+					for (int k = 0; k <= last; k++) blk[kd_zz[k]] = 0;
+				} else {
+					kd_zero_block(blk);
+				}
 			}
 		}
 	}
