@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/kediff/kediff/synth"
@@ -72,14 +73,16 @@ func dctCases(t *testing.T, tj *tjCodec) []dctCase {
 		if c.name != "640x480_420_q95" && c.name != "37x23_444_q50" && c.name != "129x250_gray_q95" {
 			continue
 		}
-		for _, rs := range []string{"1", "3B"} {
-			cmd := exec.Command("jpegtran", "-restart", rs)
+		// Restart intervals, and Huffman tables fitted to the file
+		// (-optimize), which differ from file to file.
+		for _, args := range [][]string{{"-restart", "1"}, {"-restart", "3B"}, {"-optimize"}, {"-optimize", "-restart", "2"}} {
+			cmd := exec.Command("jpegtran", args...)
 			cmd.Stdin = bytes.NewReader(c.data)
 			out, err := cmd.Output()
 			if err != nil {
 				t.Fatal(err)
 			}
-			extra = append(extra, dctCase{c.name + "_restart" + rs, out})
+			extra = append(extra, dctCase{c.name + "_" + strings.Join(args, ""), out})
 		}
 	}
 	return append(cases, extra...)
@@ -99,11 +102,14 @@ func TestDCTDecodeMatchesTurbo(t *testing.T) {
 	defer tj.close()
 	st := newDCTState()
 	defer setHuffMode(huffAuto)
+	// In huffAuto mode a file's multi-symbol tables are built once its DHT
+	// repeats: files in a row with the standard tables, then fitted ones,
+	// check that tables left from another file are never used.
 	cases := dctCases(t, tj)
 	for _, mode := range []struct {
 		avx2 bool
 		huff int
-	}{{true, huffMulti}, {true, huffSingle}, {false, huffMulti}} {
+	}{{true, huffMulti}, {true, huffSingle}, {false, huffMulti}, {true, huffAuto}} {
 		avx2 := mode.avx2
 		if avx2 && !setDCTAVX2(true) {
 			continue
