@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kediff/kediff/shards"
 	"github.com/kediff/kediff/synth"
 )
 
@@ -346,12 +347,7 @@ func TestScheduledRunTakesOnlyNewShards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m struct {
-		Shards []struct {
-			ID string `json:"id"`
-		} `json:"shards"`
-		Incomplete []string `json:"incomplete"`
-	}
+	var m shards.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
