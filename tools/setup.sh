@@ -16,10 +16,11 @@ what=${1:-all}
 #   python3-pil             regenerates imaging/'s reference fixtures (tools/imaging)
 #   libopenblas0            sgemm for kernels/ (loaded at run time; pure-Go GEMM otherwise)
 #   libdnnl2                oneDNN convolutions for kernels/ (loaded at run time; im2col + sgemm otherwise)
-#   python3-torch           PyTorch references: train/ loads Go checkpoints into it in its tests
+#   python3-torch           PyTorch references: unet/ loads Go checkpoints into it in its tests
+#   python3-venv            the tools venv below
 apt_pkgs=(libturbojpeg0 libopenblas0 libdnnl2)
 if [ "$what" = all ]; then
-  apt_pkgs+=(libjpeg-turbo-progs python3-jieba python3-pil python3-torch)
+  apt_pkgs+=(libjpeg-turbo-progs python3-jieba python3-pil python3-torch python3-venv)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do
@@ -36,6 +37,21 @@ if ((${#missing[@]})); then
   fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The tools venv: PyPI packages pinned in tools/requirements.txt (diffusers'
+# schedulers, ...) over Debian's python3 with its site packages (torch, numpy,
+# PIL). Made again when the requirements change.
+if [ "$what" = all ]; then
+  venv=.cache/venv
+  want=$(sha256sum tools/requirements.txt | cut -d' ' -f1)
+  if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
+    echo "setup: making the tools venv $venv (tools/requirements.txt)"
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv --system-site-packages "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r tools/requirements.txt
+    echo "$want" > "$venv/.requirements.sha256"
+  fi
 fi
 
 # npm: DuckDB, the independent Parquet reader that the shard tests query.

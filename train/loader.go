@@ -18,6 +18,7 @@ import (
 
 	"github.com/kediff/kediff/pos"
 	"github.com/kediff/kediff/shards"
+	"github.com/kediff/kediff/tokenizer"
 )
 
 // shardRow is the subset of shards.Row the trainer reads.
@@ -80,7 +81,7 @@ type TrainBatch struct {
 // Loader streams batches from training shards on its own goroutine.
 type Loader struct {
 	cfg    LoaderConfig
-	tok    *Tokenizer
+	tok    *tokenizer.Tokenizer
 	shards []string // all shard URLs, sorted
 	ch     chan loadResult
 	parent context.Context // NewLoader's: its end is why the loader stopped
@@ -151,7 +152,7 @@ func ShardURLs(ctx context.Context, data string) ([]string, error) {
 }
 
 // NewLoader lists the shards and starts the loader goroutine at state.
-func NewLoader(ctx context.Context, cfg LoaderConfig, tok *Tokenizer, state LoaderState) (*Loader, error) {
+func NewLoader(ctx context.Context, cfg LoaderConfig, tok *tokenizer.Tokenizer, state LoaderState) (*Loader, error) {
 	if cfg.World <= 0 {
 		cfg.World = 1
 	}
@@ -436,7 +437,7 @@ func (l *Loader) addSample(b *TrainBatch, s sample, drop bool) error {
 	default:
 		ids = l.tok.Encode(r.Prompt)
 	}
-	tokens, mask, keyword := Pad(ids, kw, c.TextCtx)
+	tokens, mask, keyword := tokenizer.Pad(ids, kw, c.TextCtx)
 	b.Tokens = append(b.Tokens, tokens...)
 	b.Mask = append(b.Mask, mask...)
 	b.Keyword = append(b.Keyword, keyword...)

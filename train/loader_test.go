@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kediff/kediff/shards"
+	"github.com/kediff/kediff/tokenizer"
 )
 
 type shardOpts struct {
@@ -83,8 +84,8 @@ func writeTestShards(t testing.TB, o shardOpts) string {
 	return "file://" + dir
 }
 
-func tinyTok(t testing.TB) *Tokenizer {
-	tok, err := NewTokenizer(append(SpecialTokens(), "a", "red", "apple", "s", "##0", "##1", "##2", "##3", "##4", "##5", "##6", "##7", "##8", "##9", "r", "-"))
+func tinyTok(t testing.TB) *tokenizer.Tokenizer {
+	tok, err := tokenizer.New(append(tokenizer.SpecialTokens(), "a", "red", "apple", "s", "##0", "##1", "##2", "##3", "##4", "##5", "##6", "##7", "##8", "##9", "r", "-"))
 	if err != nil {
 		t.Fatal(err)
 	}

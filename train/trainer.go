@@ -17,10 +17,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"time"
 
+	"github.com/kediff/kediff/diffusion"
+	"github.com/kediff/kediff/internal/atomicfile"
 	"github.com/kediff/kediff/kernels"
+	"github.com/kediff/kediff/safetensors"
+	"github.com/kediff/kediff/tokenizer"
+	"github.com/kediff/kediff/unet"
 )
 
 // Files of a training checkpoint directory, besides config.json and
@@ -41,28 +45,27 @@ type TrainConfig struct {
 	// Model is a ModelConfig JSON path (relative to the config file) or a
 	// preset: "tiny" or "glide". ModelConfig, when set, is used instead.
 	Model       string       `json:"model,omitempty"`
-	ModelConfig *ModelConfig `json:"model_config,omitempty"`
+	ModelConfig *unet.Config `json:"model_config,omitempty"`
 	// Vocab is a vocabulary file (relative to the config file); empty: build
 	// one from the data (kediff vocab build) and keep it in the checkpoint.
-	Vocab           string  `json:"vocab,omitempty"`
-	VocabMinCount   int     `json:"vocab_min_count,omitempty"`
-	Steps           int     `json:"steps"`
-	Batch           int     `json:"batch"`
-	GradAccum       int     `json:"grad_accum"`
-	LR              float64 `json:"lr"`
-	Warmup          int     `json:"warmup"`
-	Beta1           float64 `json:"beta1"`
-	Beta2           float64 `json:"beta2"`
-	Eps             float64 `json:"eps"`
-	WeightDecay     float64 `json:"weight_decay"`
-	GradClip        float64 `json:"grad_clip"`
-	EMA             float64 `json:"ema"` // EMA decay; 0 disables
-	WA              float64 `json:"w_a"`
-	WL              float64 `json:"w_l"`
-	Schedule        string  `json:"schedule"` // scaled_linear, linear or cosine
-	BetaStart       float64 `json:"beta_start"`
-	BetaEnd         float64 `json:"beta_end"`
-	Timesteps       int     `json:"timesteps"`
+	Vocab         string  `json:"vocab,omitempty"`
+	VocabMinCount int     `json:"vocab_min_count,omitempty"`
+	Steps         int     `json:"steps"`
+	Batch         int     `json:"batch"`
+	GradAccum     int     `json:"grad_accum"`
+	LR            float64 `json:"lr"`
+	Warmup        int     `json:"warmup"`
+	Beta1         float64 `json:"beta1"`
+	Beta2         float64 `json:"beta2"`
+	Eps           float64 `json:"eps"`
+	WeightDecay   float64 `json:"weight_decay"`
+	GradClip      float64 `json:"grad_clip"`
+	EMA           float64 `json:"ema"` // EMA decay; 0 disables
+	WA            float64 `json:"w_a"`
+	WL            float64 `json:"w_l"`
+	// The noise schedule: schedule (scaled_linear, linear or cosine),
+	// beta_start, beta_end, timesteps.
+	diffusion.ScheduleConfig
 	Experts         int     `json:"experts"` // n; with Expert >= 0 t is drawn from block Expert only
 	Expert          int     `json:"expert"`  // -1: base (all timesteps)
 	CheckpointEvery int     `json:"checkpoint_every"`
@@ -79,7 +82,7 @@ type TrainConfig struct {
 func DefaultTrainConfig() TrainConfig {
 	return TrainConfig{Model: "tiny", Steps: 1000, Batch: 8, GradAccum: 1, LR: 0.9e-4, Warmup: 100,
 		Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, GradClip: 1, WA: 0.01, WL: 0.1,
-		Schedule: "scaled_linear", BetaStart: 0.00085, BetaEnd: 0.012, Timesteps: 1000, Experts: 10, Expert: -1,
+		ScheduleConfig: diffusion.DefaultScheduleConfig(), Experts: 10, Expert: -1,
 		CheckpointEvery: 100, Seed: 1, CFGDrop: 0.1, ShuffleBuffer: 256, Prefetch: 2, World: 1}
 }
 
@@ -100,10 +103,10 @@ func ReadTrainConfig(path string) (TrainConfig, error) {
 	if c.ModelConfig == nil {
 		switch c.Model {
 		case "tiny":
-			mc := TinyConfig()
+			mc := unet.TinyConfig()
 			c.ModelConfig = &mc
 		case "glide":
-			mc := GLIDEConfig()
+			mc := unet.GLIDEConfig()
 			c.ModelConfig = &mc
 		case "":
 			return c, fmt.Errorf("train: config %s: set model (a model config path, \"tiny\" or \"glide\") or model_config", path)
@@ -112,7 +115,7 @@ func ReadTrainConfig(path string) (TrainConfig, error) {
 			if !filepath.IsAbs(p) {
 				p = filepath.Join(dir, p)
 			}
-			mc, err := ReadConfig(p)
+			mc, err := unet.ReadConfig(p)
 			if err != nil {
 				return c, err
 			}
@@ -148,9 +151,6 @@ func (c *TrainConfig) Validate() error {
 	return c.ModelConfig.Validate()
 }
 
-// Block is the timestep range [lo, hi) of expert i of n over T steps.
-func Block(i, n, T int) (lo, hi int) { return i * T / n, (i + 1) * T / n }
-
 // Metrics is one line of metrics.jsonl.
 type Metrics struct {
 	Step        int     `json:"step"`
@@ -177,9 +177,9 @@ type Trainer struct {
 	Cfg   TrainConfig
 	Data  string
 	Out   string
-	Model *Model
-	Tok   *Tokenizer
-	Diff  *Diffusion
+	Model *unet.Model
+	Tok   *tokenizer.Tokenizer
+	Diff  *diffusion.Schedule
 	State TrainState
 	EMA   []float32
 	// OnStep, if set, is called after every step (progress bars); OnT with
@@ -188,19 +188,6 @@ type Trainer struct {
 	OnT    func([]int)
 	frozen []kernels.View // not updated (expert: the text encoder)
 	losses []float64
-}
-
-// IsTextEncoder reports whether a parameter belongs to the shared text
-// encoder (frozen while experts are fine-tuned): the token, positional and
-// padding embeddings, the transformer and its final LayerNorm. The U-Net's
-// projections of the text (transformer_proj, encoder_kv) are not.
-func IsTextEncoder(name string) bool {
-	for _, p := range []string{"token_embedding.", "transformer.", "final_ln."} {
-		if strings.HasPrefix(name, p) {
-			return true
-		}
-	}
-	return name == "positional_embedding" || name == "padding_embedding"
 }
 
 // NewTrainer prepares a run writing its checkpoint to out. base, for an
@@ -212,7 +199,7 @@ func NewTrainer(ctx context.Context, cfg TrainConfig, data, out, base string, re
 	}
 	t := &Trainer{Cfg: cfg, Data: data, Out: out}
 	var err error
-	if t.Diff, err = newSchedule(cfg); err != nil {
+	if t.Diff, err = cfg.ScheduleConfig.New(); err != nil {
 		return nil, err
 	}
 	switch {
@@ -224,22 +211,22 @@ func NewTrainer(ctx context.Context, cfg TrainConfig, data, out, base string, re
 		if base == "" {
 			return nil, errors.New("train: an expert starts from the base checkpoint: give --base DIR")
 		}
-		if _, err := os.Stat(filepath.Join(base, WeightsFile)); err != nil {
+		if _, err := os.Stat(filepath.Join(base, unet.WeightsFile)); err != nil {
 			return nil, fmt.Errorf("train: base checkpoint %s is missing (%v): run kediff train base first", base, err)
 		}
-		m, err := Load(base, nil)
+		m, err := unet.Load(base, nil)
 		if err != nil {
 			return nil, fmt.Errorf("train: base checkpoint %s: %w", base, err)
 		}
 		if !reflect.DeepEqual(m.Config, *cfg.ModelConfig) {
-			return nil, fmt.Errorf("train: config/checkpoint mismatch: the train config's model %+v differs from the base checkpoint's %+v (%s)", *cfg.ModelConfig, m.Config, filepath.Join(base, ConfigFile))
+			return nil, fmt.Errorf("train: config/checkpoint mismatch: the train config's model %+v differs from the base checkpoint's %+v (%s)", *cfg.ModelConfig, m.Config, filepath.Join(base, unet.ConfigFile))
 		}
 		t.Model = m
-		if t.Tok, err = ReadVocab(filepath.Join(base, VocabFile)); err != nil {
+		if t.Tok, err = tokenizer.ReadVocab(filepath.Join(base, VocabFile)); err != nil {
 			return nil, fmt.Errorf("train: base checkpoint %s: %w", base, err)
 		}
 	default:
-		if t.Model, err = NewModel(*cfg.ModelConfig, nil); err != nil {
+		if t.Model, err = unet.NewModel(*cfg.ModelConfig, nil); err != nil {
 			return nil, err
 		}
 		t.Model.Init(cfg.Seed)
@@ -252,7 +239,7 @@ func NewTrainer(ctx context.Context, cfg TrainConfig, data, out, base string, re
 	}
 	if cfg.Expert >= 0 {
 		for _, v := range t.Model.Params.Layout.Views() {
-			if IsTextEncoder(v.Name) {
+			if unet.IsTextEncoder(v.Name) {
 				t.frozen = append(t.frozen, v)
 			}
 		}
@@ -265,34 +252,10 @@ func NewTrainer(ctx context.Context, cfg TrainConfig, data, out, base string, re
 	return t, nil
 }
 
-func newSchedule(cfg TrainConfig) (*Diffusion, error) {
-	if cfg.Schedule == "cosine" {
-		return CosineDiffusion(cfg.Timesteps), nil
-	}
-	return NewDiffusion(cfg.Schedule, cfg.Timesteps, cfg.BetaStart, cfg.BetaEnd)
-}
-
-// CosineDiffusion is the cosine schedule of Nichol & Dhariwal
-// (diffusers' squaredcos_cap_v2): abar(t) = cos^2((t/T + 0.008)/1.008 * pi/2),
-// beta_t = min(1 - abar(t+1)/abar(t), 0.999).
-func CosineDiffusion(T int) *Diffusion {
-	f := func(t float64) float64 { c := math.Cos((t/float64(T) + 0.008) / 1.008 * math.Pi / 2); return c * c }
-	d := &Diffusion{Betas: make([]float64, T), AlphasCumprod: make([]float64, T), SqrtAbar: make([]float64, T), SqrtOneMinAbar: make([]float64, T)}
-	prod := 1.0
-	for i := range T {
-		d.Betas[i] = math.Min(1-f(float64(i+1))/f(float64(i)), 0.999)
-		prod *= 1 - d.Betas[i]
-		d.AlphasCumprod[i] = prod
-		d.SqrtAbar[i] = math.Sqrt(prod)
-		d.SqrtOneMinAbar[i] = math.Sqrt(1 - prod)
-	}
-	return d
-}
-
 func (t *Trainer) setupVocab(ctx context.Context) error {
 	var err error
 	if t.Cfg.Vocab != "" {
-		t.Tok, err = ReadVocab(t.Cfg.Vocab)
+		t.Tok, err = tokenizer.ReadVocab(t.Cfg.Vocab)
 		return err
 	}
 	t.Tok, err = BuildVocabFromData(ctx, t.Data, t.Cfg.VocabMinCount, t.Model.Config.NVocab)
@@ -301,12 +264,12 @@ func (t *Trainer) setupVocab(ctx context.Context) error {
 
 // BuildVocabFromData builds a vocabulary from the prompts and special texts
 // of the shards under data (see VocabBuilder.Build).
-func BuildVocabFromData(ctx context.Context, data string, minCount, maxSize int) (*Tokenizer, error) {
+func BuildVocabFromData(ctx context.Context, data string, minCount, maxSize int) (*tokenizer.Tokenizer, error) {
 	urls, err := ShardURLs(ctx, data)
 	if err != nil {
 		return nil, err
 	}
-	vb := NewVocabBuilder()
+	vb := tokenizer.NewVocabBuilder()
 	l := &Loader{}
 	for _, u := range urls {
 		err := l.readShardText(ctx, u, func(r *textRow) {
@@ -352,7 +315,7 @@ func (t *Trainer) Run(ctx context.Context) error {
 	T := t.Diff.Steps()
 	lo, hi := 0, T
 	if c.Expert >= 0 {
-		lo, hi = Block(c.Expert, c.Experts, T)
+		lo, hi = diffusion.Block(c.Expert, c.Experts, T)
 	}
 	p := t.Model.Params
 	B := c.Batch
@@ -394,7 +357,7 @@ func (t *Trainer) Run(ctx context.Context) error {
 				}
 			}
 			t.Model.Seed = c.Seed
-			loss, err := t.Model.Loss(&Batch{X: xt, Timesteps: tsf, Tokens: tb.Tokens, Mask: tb.Mask, WA: tb.WA, Keyword: tb.Keyword}, noise, w, true)
+			loss, err := t.Model.Loss(&unet.Batch{X: xt, Timesteps: tsf, Tokens: tb.Tokens, Mask: tb.Mask, WA: tb.WA, Keyword: tb.Keyword}, noise, w, true)
 			if err != nil {
 				return fmt.Errorf("train: step %d: %w", step, err)
 			}
@@ -413,20 +376,20 @@ func (t *Trainer) Run(ctx context.Context) error {
 		if clip <= 0 {
 			clip = math.Inf(1)
 		}
-		gn := t.Model.be.ClipGradNorm(p.Grad, clip)
+		gn := t.Model.Backend().ClipGradNorm(p.Grad, clip)
 		lr := t.lr(step)
 		if !math.IsNaN(gn) && !math.IsInf(gn, 0) {
 			p.Step++
 			acfg := kernels.AdamWConfig{LR: lr, Beta1: c.Beta1, Beta2: c.Beta2, Eps: c.Eps, WeightDecay: c.WeightDecay}
 			if len(t.frozen) == 0 {
-				t.Model.be.AdamWUpdate(p.Data, p.Grad, p.M, p.V, acfg, p.Step)
+				t.Model.Backend().AdamWUpdate(p.Data, p.Grad, p.M, p.V, acfg, p.Step)
 			} else {
 				for _, v := range t.Model.Params.Layout.Views() {
-					if IsTextEncoder(v.Name) {
+					if unet.IsTextEncoder(v.Name) {
 						continue
 					}
 					s, e := v.Offset, v.Offset+v.Size
-					t.Model.be.AdamWUpdate(p.Data[s:e], p.Grad[s:e], p.M[s:e], p.V[s:e], acfg, p.Step)
+					t.Model.Backend().AdamWUpdate(p.Data[s:e], p.Grad[s:e], p.M[s:e], p.V[s:e], acfg, p.Step)
 				}
 			}
 			if t.EMA != nil {
@@ -438,7 +401,7 @@ func (t *Trainer) Run(ctx context.Context) error {
 		}
 		t.State.Step = step
 		t.State.Loader = pos
-		t.State.Forwards = t.Model.forwards
+		t.State.Forwards = t.Model.Forwards
 		loss := lossSum // with grad_accum the weights were scaled by 1/grad_accum: the sum is the mean
 		m := Metrics{Step: step, Loss: loss, GradNorm: gn, LR: lr, SamplesPerS: float64(B*c.GradAccum) / time.Since(start).Seconds(), TMin: tmin, TMax: tmax}
 		if err := t.appendMetrics(m); err != nil {
@@ -494,35 +457,6 @@ func (t *Trainer) appendMetrics(m Metrics) error {
 	return err
 }
 
-// writeFileAtomic writes path through a temporary file and a rename.
-func writeFileAtomic(path string, fn func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	bw := bufio.NewWriter(tmp)
-	if err := fn(bw); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("train: write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("train: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("train: %w", err)
-	}
-	return nil
-}
-
-func writeBytesAtomic(path string, b []byte) error {
-	return writeFileAtomic(path, func(w io.Writer) error { _, err := w.Write(b); return err })
-}
-
 // Save writes the checkpoint into Out: config.json, model.safetensors,
 // optimizer.safetensors, ema.safetensors (with EMA), vocab.txt,
 // train_config.json, loss.png and, last, state.json; every file through a
@@ -534,41 +468,41 @@ func (t *Trainer) Save() error {
 	}
 	m := t.Model
 	cfgJSON, _ := json.MarshalIndent(m.Config, "", "  ")
-	if err := writeBytesAtomic(filepath.Join(dir, ConfigFile), append(cfgJSON, '\n')); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(dir, unet.ConfigFile), append(cfgJSON, '\n')); err != nil {
 		return err
 	}
 	meta := map[string]string{"format": "pt", "model": "glide-text2im Text2ImUNet (kediff)"}
-	enc, err := EncodeSafetensors(m.StateDict(), meta)
+	enc, err := safetensors.Encode(m.StateDict(), meta)
 	if err != nil {
 		return err
 	}
-	if err := writeBytesAtomic(filepath.Join(dir, WeightsFile), enc); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(dir, unet.WeightsFile), enc); err != nil {
 		return err
 	}
 	p := m.Params
-	opt := map[string]Tensor{}
+	opt := map[string]safetensors.Tensor{}
 	for _, v := range p.Layout.Views() {
-		opt["exp_avg."+v.Name] = F32(v.Shape, p.M[v.Offset:v.Offset+v.Size])
-		opt["exp_avg_sq."+v.Name] = F32(v.Shape, p.V[v.Offset:v.Offset+v.Size])
+		opt["exp_avg."+v.Name] = safetensors.F32(v.Shape, p.M[v.Offset:v.Offset+v.Size])
+		opt["exp_avg_sq."+v.Name] = safetensors.F32(v.Shape, p.V[v.Offset:v.Offset+v.Size])
 	}
 	stepB := make([]byte, 8)
 	binary.LittleEndian.PutUint64(stepB, uint64(p.Step))
-	opt["step"] = Tensor{DType: "I64", Shape: []int{}, Data: stepB}
-	if enc, err = EncodeSafetensors(opt, map[string]string{"optimizer": "AdamW"}); err != nil {
+	opt["step"] = safetensors.Tensor{DType: "I64", Shape: []int{}, Data: stepB}
+	if enc, err = safetensors.Encode(opt, map[string]string{"optimizer": "AdamW"}); err != nil {
 		return err
 	}
-	if err := writeBytesAtomic(filepath.Join(dir, OptimizerFile), enc); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(dir, OptimizerFile), enc); err != nil {
 		return err
 	}
 	if t.EMA != nil {
-		ema := map[string]Tensor{}
+		ema := map[string]safetensors.Tensor{}
 		for _, v := range p.Layout.Views() {
-			ema[v.Name] = F32(v.Shape, t.EMA[v.Offset:v.Offset+v.Size])
+			ema[v.Name] = safetensors.F32(v.Shape, t.EMA[v.Offset:v.Offset+v.Size])
 		}
-		if enc, err = EncodeSafetensors(ema, meta); err != nil {
+		if enc, err = safetensors.Encode(ema, meta); err != nil {
 			return err
 		}
-		if err := writeBytesAtomic(filepath.Join(dir, EMAFile), enc); err != nil {
+		if err := atomicfile.WriteBytes(filepath.Join(dir, EMAFile), enc); err != nil {
 			return err
 		}
 	}
@@ -576,16 +510,16 @@ func (t *Trainer) Save() error {
 		return err
 	}
 	tc, _ := json.MarshalIndent(t.Cfg, "", "  ")
-	if err := writeBytesAtomic(filepath.Join(dir, TrainConfigFile), append(tc, '\n')); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(dir, TrainConfigFile), append(tc, '\n')); err != nil {
 		return err
 	}
 	if len(t.losses) > 0 {
-		if err := writeFileAtomic(filepath.Join(dir, LossPlotFile), func(w io.Writer) error { return png.Encode(w, PlotLoss(t.losses, 640, 360)) }); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, LossPlotFile), func(w io.Writer) error { return png.Encode(w, PlotLoss(t.losses, 640, 360)) }); err != nil {
 			return err
 		}
 	}
 	st, _ := json.MarshalIndent(t.State, "", "  ")
-	return writeBytesAtomic(filepath.Join(dir, StateFile), append(st, '\n'))
+	return atomicfile.WriteBytes(filepath.Join(dir, StateFile), append(st, '\n'))
 }
 
 // loadCheckpoint restores a run from dir (resume).
@@ -597,12 +531,12 @@ func (t *Trainer) loadCheckpoint(dir string) error {
 	if err := json.Unmarshal(raw, &t.State); err != nil {
 		return fmt.Errorf("train: resume: %s: %w", filepath.Join(dir, StateFile), err)
 	}
-	m, err := Load(dir, nil)
+	m, err := unet.Load(dir, nil)
 	if err != nil {
 		return fmt.Errorf("train: resume: %w", err)
 	}
 	if !reflect.DeepEqual(m.Config, *t.Cfg.ModelConfig) {
-		return fmt.Errorf("train: config/checkpoint mismatch: the train config's model %+v differs from the checkpoint's %+v (%s)", *t.Cfg.ModelConfig, m.Config, filepath.Join(dir, ConfigFile))
+		return fmt.Errorf("train: config/checkpoint mismatch: the train config's model %+v differs from the checkpoint's %+v (%s)", *t.Cfg.ModelConfig, m.Config, filepath.Join(dir, unet.ConfigFile))
 	}
 	if t.State.Expert != t.Cfg.Expert || t.State.Experts != t.Cfg.Experts {
 		return fmt.Errorf("train: config/checkpoint mismatch: the checkpoint in %s trains expert %d of %d, the config expert %d of %d", dir, t.State.Expert, t.State.Experts, t.Cfg.Expert, t.Cfg.Experts)
@@ -610,7 +544,7 @@ func (t *Trainer) loadCheckpoint(dir string) error {
 	if t.State.Seed != t.Cfg.Seed {
 		return fmt.Errorf("train: config/checkpoint mismatch: checkpoint seed %d, config seed %d", t.State.Seed, t.Cfg.Seed)
 	}
-	opt, _, err := ReadSafetensors(filepath.Join(dir, OptimizerFile))
+	opt, _, err := safetensors.ReadFile(filepath.Join(dir, OptimizerFile))
 	if err != nil {
 		return fmt.Errorf("train: resume: %w", err)
 	}
@@ -636,9 +570,9 @@ func (t *Trainer) loadCheckpoint(dir string) error {
 		return fmt.Errorf("train: resume: %s: bad step", OptimizerFile)
 	}
 	p.Step = int(steps[0])
-	m.forwards = t.State.Forwards
+	m.Forwards = t.State.Forwards
 	if t.Cfg.EMA > 0 {
-		ema, _, err := ReadSafetensors(filepath.Join(dir, EMAFile))
+		ema, _, err := safetensors.ReadFile(filepath.Join(dir, EMAFile))
 		if err != nil {
 			return fmt.Errorf("train: resume: %w", err)
 		}
@@ -652,7 +586,7 @@ func (t *Trainer) loadCheckpoint(dir string) error {
 		}
 	}
 	t.Model = m
-	if t.Tok, err = ReadVocab(filepath.Join(dir, VocabFile)); err != nil {
+	if t.Tok, err = tokenizer.ReadVocab(filepath.Join(dir, VocabFile)); err != nil {
 		return fmt.Errorf("train: resume: %w", err)
 	}
 	return nil

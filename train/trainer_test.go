@@ -4,18 +4,20 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kediff/kediff/diffusion"
+	"github.com/kediff/kediff/unet"
 )
 
 func tinyTrainConfig() TrainConfig {
 	c := DefaultTrainConfig()
-	mc := TinyConfig()
+	mc := unet.TinyConfig()
 	c.ModelConfig = &mc
 	c.Model = ""
 	c.Steps, c.Batch, c.Warmup, c.LR = 6, 2, 2, 1e-3
@@ -43,13 +45,13 @@ func readLosses(t *testing.T, dir string) []Metrics {
 }
 
 func TestTrainStepDecreasesLoss(t *testing.T) {
-	m, err := NewModel(TinyConfig(), nil)
+	m, err := unet.NewModel(unet.TinyConfig(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.Init(1)
 	tb := collectOne(t)
-	d := DefaultDiffusion()
+	d := diffusion.Default()
 	ts := []int{100, 500}
 	noise := make([]float32, len(tb.Latents))
 	for i := range noise {
@@ -57,8 +59,8 @@ func TestTrainStepDecreasesLoss(t *testing.T) {
 	}
 	xt := make([]float32, len(noise))
 	d.QSample(xt, tb.Latents, noise, ts)
-	in := &Batch{X: xt, Timesteps: []float32{100, 500}, Tokens: tb.Tokens, Mask: tb.Mask, WA: tb.WA, Keyword: tb.Keyword}
-	opt := DefaultOptim()
+	in := &unet.Batch{X: xt, Timesteps: []float32{100, 500}, Tokens: tb.Tokens, Mask: tb.Mask, WA: tb.WA, Keyword: tb.Keyword}
+	opt := unet.DefaultOptim()
 	opt.AdamW.LR = 1e-3
 	first, _, err := m.TrainStep(in, noise, tb.Weight, opt)
 	if err != nil {
@@ -100,7 +102,7 @@ func TestTrainResumeBitIdentical(t *testing.T) {
 	if len(want) != 6 {
 		t.Fatalf("%d metrics lines", len(want))
 	}
-	for _, f := range []string{ConfigFile, WeightsFile, OptimizerFile, EMAFile, StateFile, VocabFile, TrainConfigFile, LossPlotFile} {
+	for _, f := range []string{unet.ConfigFile, unet.WeightsFile, OptimizerFile, EMAFile, StateFile, VocabFile, TrainConfigFile, LossPlotFile} {
 		if _, err := os.Stat(filepath.Join(full, f)); err != nil {
 			t.Error(err)
 		}
@@ -140,7 +142,7 @@ func TestTrainResumeBitIdentical(t *testing.T) {
 			t.Errorf("step %d: loss %v grad %v, uninterrupted %v %v", want[i].Step, got[i].Loss, got[i].GradNorm, want[i].Loss, want[i].GradNorm)
 		}
 	}
-	for _, f := range []string{WeightsFile, OptimizerFile, EMAFile} {
+	for _, f := range []string{unet.WeightsFile, OptimizerFile, EMAFile} {
 		a, _ := os.ReadFile(filepath.Join(full, f))
 		b, _ := os.ReadFile(filepath.Join(part, f))
 		if !bytes.Equal(a, b) {
@@ -150,7 +152,7 @@ func TestTrainResumeBitIdentical(t *testing.T) {
 
 	// config/checkpoint mismatch
 	bad := cfg
-	mc := TinyConfig()
+	mc := unet.TinyConfig()
 	mc.ModelChannels = 32
 	bad.ModelConfig = &mc
 	if _, err := NewTrainer(ctx, bad, data, part, "", true); err == nil || !strings.Contains(err.Error(), "mismatch") {
@@ -193,7 +195,7 @@ func TestTrainResumeBitIdentical(t *testing.T) {
 	if ex.Model.Params.Get("out.2.weight")[0] == 0 && ex.Model.Params.Get("out.2.bias")[0] == 0 {
 		t.Error("expert did not train the U-Net")
 	}
-	mcb := TinyConfig()
+	mcb := unet.TinyConfig()
 	mcb.XFLayers = 1
 	ecfg.ModelConfig = &mcb
 	if _, err := NewTrainer(ctx, ecfg, data, t.TempDir(), full, false); err == nil || !strings.Contains(err.Error(), "mismatch") {
@@ -239,57 +241,6 @@ func TestReadTrainConfig(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "c.json"), []byte(`{"model":"tiny","stepz":3}`), 0o644)
 	if _, err := ReadTrainConfig(filepath.Join(dir, "c.json")); err == nil {
 		t.Error("unknown field accepted")
-	}
-}
-
-func TestBatchFromTensors(t *testing.T) {
-	c := TinyConfig()
-	m, err := NewModel(c, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Init(2)
-	B, L := 2, c.TextCtx
-	x := make([]float32, B*4*64)
-	for i := range x {
-		x[i] = float32(i%17)/8 - 1
-	}
-	i64 := func(v ...int64) []byte {
-		b := make([]byte, 8*len(v))
-		for i, x := range v {
-			binary.LittleEndian.PutUint64(b[8*i:], uint64(x))
-		}
-		return b
-	}
-	toks := make([]int64, B*L)
-	maskB := make([]byte, B*L)
-	for i := range toks {
-		toks[i] = int64(i % 20)
-		if i%L < 5 {
-			maskB[i] = 1
-		}
-	}
-	in := map[string]Tensor{
-		"x":         F32([]int{B, 4, 8, 8}, x),
-		"timesteps": {DType: "I64", Shape: []int{B}, Data: i64(10, 900)},
-		"tokens":    {DType: "I64", Shape: []int{B, L}, Data: i64(toks...)},
-		"mask":      {DType: "BOOL", Shape: []int{B, L}, Data: maskB},
-		"keyword":   {DType: "BOOL", Shape: []int{B, L}, Data: maskB},
-		"w_a":       F32([]int{B}, []float32{0.01, 0}),
-	}
-	b, err := BatchFromTensors(in, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b.Timesteps[1] != 900 || b.Tokens[3] != 3 || !b.Mask[4] || b.Mask[5] || b.WA[0] != 0.01 || !b.Keyword[0] {
-		t.Fatalf("decoded %+v", b)
-	}
-	if _, err := m.Forward(b); err != nil {
-		t.Fatal(err)
-	}
-	delete(in, "mask")
-	if _, err := BatchFromTensors(in, c); err == nil || !strings.Contains(err.Error(), "mask") {
-		t.Errorf("missing mask: %v", err)
 	}
 }
 

@@ -45,13 +45,17 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kediff/kediff/diffusion"
 	"github.com/kediff/kediff/kernels"
+	"github.com/kediff/kediff/safetensors"
+	"github.com/kediff/kediff/tokenizer"
 	"github.com/kediff/kediff/train"
+	"github.com/kediff/kediff/unet"
 )
 
 // benchModel is the configuration.
-func benchModel() train.ModelConfig {
-	return train.ModelConfig{
+func benchModel() unet.Config {
+	return unet.Config{
 		ImageSize: 32, InChannels: 4, OutChannels: 4,
 		ModelChannels: 64, NumResBlocks: 2, ChannelMult: []int{1, 2, 3, 4},
 		AttentionResolution: []int{2, 4}, NumHeadChannels: 32, NormGroups: 32,
@@ -94,13 +98,13 @@ func run(B, warmup, rounds, steps int, config, python, ref, dir, profile string,
 		log.Printf("warning: Go's GEMM threads differ from GOMAXPROCS %d (set OPENBLAS_NUM_THREADS=%d); PyTorch gets %d", threads, threads, threads)
 	}
 
-	m, err := train.NewModel(mc, nil)
+	m, err := unet.NewModel(mc, nil)
 	if err != nil {
 		return err
 	}
 	m.Init(1)
 	in, noise, weight := randomBatch(mc, B, 7)
-	opt := train.DefaultOptim()
+	opt := unet.DefaultOptim()
 	flops := stepFLOPs(mc, B)
 	fmt.Printf("model: %s, %.2fM parameters, batch %d; step FLOPs (analytic, 3x forward matmul/conv/attention): %.1f GFLOP\n",
 		config, float64(m.NumParams())/1e6, B, flops/1e9)
@@ -239,7 +243,7 @@ func walls(ss []sample) string {
 
 // writeConfig writes the benchmark's train config (DefaultTrainConfig's recipe
 // with the model and batch) as train/configs/*.json are written.
-func writeConfig(path string, mc train.ModelConfig, B int) error {
+func writeConfig(path string, mc unet.Config, B int) error {
 	c := train.DefaultTrainConfig()
 	c.Comment = "bench-train model (go run ./bench/train): 32x32x4 latents, model channels 64, 2 res blocks, channel mult 1,2,3,4, attention at ds 2 and 4, 32-channel heads; text ctx 64, width 256, 4 layers, 4 heads"
 	c.Model = ""
@@ -265,7 +269,7 @@ func writeConfig(path string, mc train.ModelConfig, B int) error {
 // noise at random timesteps, prompts of random length padded with [PAD] (one
 // CFG-dropped, all padding), keyword flags on some real tokens, w_a on half the
 // samples, and a loss weight of 1.1 on a random box of half the samples.
-func randomBatch(mc train.ModelConfig, B int, seed uint64) (*train.Batch, []float32, []float32) {
+func randomBatch(mc unet.Config, B int, seed uint64) (*unet.Batch, []float32, []float32) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	C, S, L := mc.InChannels, mc.ImageSize, mc.TextCtx
 	n := B * C * S * S
@@ -279,8 +283,8 @@ func randomBatch(mc train.ModelConfig, B int, seed uint64) (*train.Batch, []floa
 		t[b] = rng.IntN(1000)
 		ts[b] = float32(t[b])
 	}
-	train.DefaultDiffusion().QSample(zt, z0, noise, t)
-	in := &train.Batch{X: zt, Timesteps: ts, Tokens: make([]int32, B*L), Mask: make([]bool, B*L),
+	diffusion.Default().QSample(zt, z0, noise, t)
+	in := &unet.Batch{X: zt, Timesteps: ts, Tokens: make([]int32, B*L), Mask: make([]bool, B*L),
 		Keyword: make([]bool, B*L), WA: make([]float32, B)}
 	for b := range B {
 		length := 4 + rng.IntN(L-4)
@@ -293,7 +297,7 @@ func randomBatch(mc train.ModelConfig, B int, seed uint64) (*train.Batch, []floa
 			ids[j] = int32(2 + rng.IntN(mc.NVocab-2))
 			kw[j] = rng.IntN(4) == 0
 		}
-		tok, mask, keyword := train.Pad(ids, kw, L)
+		tok, mask, keyword := tokenizer.Pad(ids, kw, L)
 		copy(in.Tokens[b*L:], tok)
 		copy(in.Mask[b*L:], mask)
 		copy(in.Keyword[b*L:], keyword)
@@ -317,7 +321,7 @@ func randomBatch(mc train.ModelConfig, B int, seed uint64) (*train.Batch, []floa
 }
 
 // writeInputs stores the batch for the PyTorch side.
-func writeInputs(path string, mc train.ModelConfig, in *train.Batch, noise, weight []float32) error {
+func writeInputs(path string, mc unet.Config, in *unet.Batch, noise, weight []float32) error {
 	B, C, S, L := in.N(), mc.InChannels, mc.ImageSize, mc.TextCtx
 	tok := make([]byte, 8*len(in.Tokens))
 	for i, v := range in.Tokens {
@@ -332,17 +336,17 @@ func writeInputs(path string, mc train.ModelConfig, in *train.Batch, noise, weig
 		}
 		return b
 	}
-	ts := map[string]train.Tensor{
-		"z_t":         train.F32([]int{B, C, S, S}, in.X),
-		"noise":       train.F32([]int{B, C, S, S}, noise),
-		"timesteps":   train.F32([]int{B}, in.Timesteps),
-		"w_a":         train.F32([]int{B}, in.WA),
-		"loss_weight": train.F32([]int{B, S, S}, weight),
+	ts := map[string]safetensors.Tensor{
+		"z_t":         safetensors.F32([]int{B, C, S, S}, in.X),
+		"noise":       safetensors.F32([]int{B, C, S, S}, noise),
+		"timesteps":   safetensors.F32([]int{B}, in.Timesteps),
+		"w_a":         safetensors.F32([]int{B}, in.WA),
+		"loss_weight": safetensors.F32([]int{B, S, S}, weight),
 		"tokens":      {DType: "I64", Shape: []int{B, L}, Data: tok},
 		"mask":        {DType: "BOOL", Shape: []int{B, L}, Data: bools(in.Mask)},
 		"keyword":     {DType: "BOOL", Shape: []int{B, L}, Data: bools(in.Keyword)},
 	}
-	return train.WriteSafetensors(path, ts, nil)
+	return safetensors.WriteFile(path, ts, nil)
 }
 
 // torchProc is reference.py's bench subcommand, kept running between rounds.
@@ -441,7 +445,7 @@ func sgemmRate() float64 {
 // (QK^T and AV) in the forward pass, times 3 for forward plus backward (the
 // input gradient and the weight gradient, or for attention the gradients of
 // both operands, each cost as much as the forward product).
-func stepFLOPs(c train.ModelConfig, B int) float64 {
+func stepFLOPs(c unet.Config, B int) float64 {
 	var f float64
 	conv := func(cin, cout, k, hw int) { f += 2 * float64(B*cin*cout*k*k*hw*hw) }
 	linear := func(n, in, out int) { f += 2 * float64(n*in*out) }

@@ -7,7 +7,8 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/kediff/kediff/train"
+	"github.com/kediff/kediff/safetensors"
+	"github.com/kediff/kediff/unet"
 )
 
 func init() {
@@ -33,15 +34,15 @@ func runModel(ctx context.Context, args []string) error {
 	if *ckpt == "" || *inputs == "" || *output == "" {
 		return errors.New("--checkpoint, --inputs and --output are required")
 	}
-	m, err := train.Load(*ckpt, nil)
+	m, err := unet.Load(*ckpt, nil)
 	if err != nil {
 		return err
 	}
-	in, _, err := train.ReadSafetensors(*inputs)
+	in, _, err := safetensors.ReadFile(*inputs)
 	if err != nil {
 		return err
 	}
-	batch, err := train.BatchFromTensors(in, m.Config)
+	batch, err := unet.BatchFromTensors(in, m.Config)
 	if err != nil {
 		return fmt.Errorf("%s: %w", *inputs, err)
 	}
@@ -50,8 +51,8 @@ func runModel(ctx context.Context, args []string) error {
 		return err
 	}
 	c := m.Config
-	out := map[string]train.Tensor{"eps": train.F32([]int{batch.N(), c.OutChannels, c.ImageSize, c.ImageSize}, eps)}
-	if err := train.WriteSafetensors(*output, out, nil); err != nil {
+	out := map[string]safetensors.Tensor{"eps": safetensors.F32([]int{batch.N(), c.OutChannels, c.ImageSize, c.ImageSize}, eps)}
+	if err := safetensors.WriteFile(*output, out, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "kediff model: eps %v written to %s\n", out["eps"].Shape, *output)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kediff/kediff/diffusion"
 	"github.com/kediff/kediff/stages"
 	"github.com/kediff/kediff/train"
 )
@@ -110,7 +111,7 @@ func runTrain(ctx context.Context, args []string) error {
 	}
 	what := "base model"
 	if expert >= 0 {
-		lo, hi := train.Block(expert, cfg.Experts, cfg.Timesteps)
+		lo, hi := diffusion.Block(expert, cfg.Experts, cfg.Timesteps)
 		what = fmt.Sprintf("expert %d of %d (t in [%d, %d), text encoder frozen)", expert, cfg.Experts, lo, hi)
 	}
 	fmt.Fprintf(os.Stderr, "kediff train: %s, %d parameters, vocabulary %d, from step %d to %d, checkpoints in %s\n",

@@ -6,7 +6,7 @@ text2im_model.py, xf.py) with the same module tree, so state_dict() keys and
 shapes are GLIDE's, plus ERNIE-ViLG's keyword key scaling (DESIGN.md 1.3) and
 an optional padding mask on the U-Net attention's text keys.
 
-    reference.py fixture [OUT]   write train/testdata/tiny_ref.safetensors: the
+    reference.py fixture [OUT]   write unet/testdata/tiny_ref.safetensors: the
                                  tiny config, weights (F16-exact values stored as
                                  F16 to keep the file small), inputs, eps output,
                                  loss, every gradient, ten AdamW-step losses
@@ -505,7 +505,7 @@ if __name__ == "__main__":
     th.set_num_threads(1)
     cmd = sys.argv[1] if len(sys.argv) > 1 else "fixture"
     if cmd == "fixture":
-        fixture(sys.argv[2] if len(sys.argv) > 2 else "train/testdata/tiny_ref.safetensors")
+        fixture(sys.argv[2] if len(sys.argv) > 2 else "unet/testdata/tiny_ref.safetensors")
     elif cmd == "check":
         check(sys.argv[2])
     elif cmd == "bench":

@@ -1,4 +1,4 @@
-package train
+package unet
 
 import (
 	"encoding/json"
@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kediff/kediff/diffusion"
 	"github.com/kediff/kediff/kernels"
+	"github.com/kediff/kediff/safetensors"
 )
 
 // fixturePath is written by tools/train/reference.py (PyTorch, Debian
@@ -22,9 +24,9 @@ const (
 )
 
 type fixture struct {
-	cfg     ModelConfig
-	t       map[string]Tensor
-	weights map[string]Tensor
+	cfg     Config
+	t       map[string]safetensors.Tensor
+	weights map[string]safetensors.Tensor
 	batch   *Batch
 	z0      []float32
 	noise   []float32
@@ -34,11 +36,11 @@ type fixture struct {
 
 func loadFixture(t *testing.T) *fixture {
 	t.Helper()
-	ts, meta, err := ReadSafetensors(fixturePath)
+	ts, meta, err := safetensors.ReadFile(fixturePath)
 	if err != nil {
 		t.Fatalf("%v (regenerate with: /usr/bin/python3 tools/train/reference.py fixture)", err)
 	}
-	f := &fixture{t: ts, weights: map[string]Tensor{}}
+	f := &fixture{t: ts, weights: map[string]safetensors.Tensor{}}
 	if err := json.Unmarshal([]byte(meta["config"]), &f.cfg); err != nil {
 		t.Fatalf("fixture config: %v", err)
 	}
@@ -84,7 +86,7 @@ func (f *fixture) ints(t *testing.T, name string) []int64 {
 	return x
 }
 
-func (f *fixture) model(t *testing.T, cfg ModelConfig) *Model {
+func (f *fixture) model(t *testing.T, cfg Config) *Model {
 	t.Helper()
 	m, err := NewModel(cfg, nil)
 	if err != nil {
@@ -116,7 +118,7 @@ func TestParityPyTorch(t *testing.T) {
 
 	// forward process: z_t = sqrt(abar) z0 + sqrt(1-abar) eps
 	zt := make([]float32, len(f.z0))
-	DefaultDiffusion().QSample(zt, f.z0, f.noise, f.steps)
+	diffusion.Default().QSample(zt, f.z0, f.noise, f.steps)
 	if e := relErr(zt, f.batch.X); e > 1e-6 {
 		t.Errorf("q_sample: rel err %.3e", e)
 	}

@@ -1,4 +1,4 @@
-package train
+package unet
 
 import "github.com/kediff/kediff/kernels"
 
@@ -13,11 +13,15 @@ type arena struct {
 	act, grad, stat []float32
 }
 
-// take reserves n activations with gradients.
+// take reserves n activations with gradients (none in NoGrad mode, where
+// the arena has no gradient buffer).
 func (a *arena) take(n int) tensor {
 	var t tensor
 	if a.act != nil {
-		t = tensor{a.act[a.nAct : a.nAct+n : a.nAct+n], a.grad[a.nAct : a.nAct+n : a.nAct+n]}
+		t.v = a.act[a.nAct : a.nAct+n : a.nAct+n]
+		if a.grad != nil {
+			t.g = a.grad[a.nAct : a.nAct+n : a.nAct+n]
+		}
 	}
 	a.nAct += n
 	return t
@@ -38,6 +42,9 @@ func (a *arena) stats(n int) []float32 {
 func (t tensor) sub(lo, hi int) tensor {
 	if t.v == nil {
 		return tensor{}
+	}
+	if t.g == nil {
+		return tensor{v: t.v[lo:hi:hi]}
 	}
 	return tensor{t.v[lo:hi:hi], t.g[lo:hi:hi]}
 }

@@ -1,4 +1,4 @@
-package train
+package unet
 
 import (
 	"fmt"
@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/kediff/kediff/kernels"
+	"github.com/kediff/kediff/safetensors"
 )
 
 // Checkpoint file names inside a checkpoint directory (DESIGN.md 3.4).
@@ -19,12 +20,12 @@ const (
 
 // StateDict returns the parameters as F32 tensors named and shaped as the
 // PyTorch Text2ImUNet's state_dict().
-func (m *Model) StateDict() map[string]Tensor {
-	out := make(map[string]Tensor, len(m.Params.Layout.Views()))
+func (m *Model) StateDict() map[string]safetensors.Tensor {
+	out := make(map[string]safetensors.Tensor, len(m.Params.Layout.Views()))
 	host := make([]float32, len(m.Params.Data))
 	m.be.CopyToHost(host, m.Params.Data)
 	for _, v := range m.Params.Layout.Views() {
-		out[v.Name] = F32(v.Shape, host[v.Offset:v.Offset+v.Size])
+		out[v.Name] = safetensors.F32(v.Shape, host[v.Offset:v.Offset+v.Size])
 	}
 	return out
 }
@@ -32,7 +33,7 @@ func (m *Model) StateDict() map[string]Tensor {
 // LoadStateDict copies tensors into the parameters. Like PyTorch's
 // load_state_dict(strict=True) it fails on a missing or unexpected name or a
 // shape mismatch, listing every problem; F16, BF16 and F64 are converted.
-func (m *Model) LoadStateDict(tensors map[string]Tensor) error {
+func (m *Model) LoadStateDict(tensors map[string]safetensors.Tensor) error {
 	var missing, unexpected, wrong []string
 	for _, v := range m.Params.Layout.Views() {
 		t, ok := tensors[v.Name]
@@ -52,7 +53,7 @@ func (m *Model) LoadStateDict(tensors map[string]Tensor) error {
 	if len(missing)+len(unexpected)+len(wrong) > 0 {
 		sort.Strings(unexpected)
 		var b strings.Builder
-		b.WriteString("train: checkpoint does not match the model config")
+		b.WriteString("unet: checkpoint does not match the model config")
 		list := func(what string, names []string) {
 			if len(names) == 0 {
 				return
@@ -72,7 +73,7 @@ func (m *Model) LoadStateDict(tensors map[string]Tensor) error {
 	for _, v := range m.Params.Layout.Views() {
 		vals, err := tensors[v.Name].Float32s()
 		if err != nil {
-			return fmt.Errorf("train: checkpoint tensor %s: %w", v.Name, err)
+			return fmt.Errorf("unet: checkpoint tensor %s: %w", v.Name, err)
 		}
 		copy(host[v.Offset:v.Offset+v.Size], vals)
 	}
@@ -85,13 +86,13 @@ func (m *Model) LoadStateDict(tensors map[string]Tensor) error {
 // built with the same config with load_state_dict(strict=True).
 func (m *Model) Save(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("train: save: %w", err)
+		return fmt.Errorf("unet: save: %w", err)
 	}
 	if err := WriteConfig(filepath.Join(dir, ConfigFile), m.Config); err != nil {
 		return err
 	}
 	meta := map[string]string{"format": "pt", "model": "glide-text2im Text2ImUNet (kediff)"}
-	return WriteSafetensors(filepath.Join(dir, WeightsFile), m.StateDict(), meta)
+	return safetensors.WriteFile(filepath.Join(dir, WeightsFile), m.StateDict(), meta)
 }
 
 // Load builds the model described by dir/config.json on backend be (nil:
@@ -106,7 +107,7 @@ func Load(dir string, be kernels.Backend) (*Model, error) {
 		return nil, err
 	}
 	path := filepath.Join(dir, WeightsFile)
-	tensors, _, err := ReadSafetensors(path)
+	tensors, _, err := safetensors.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package train
+package tokenizer
 
 import (
 	"bufio"
@@ -10,6 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/kediff/kediff/internal/atomicfile"
 	"github.com/kediff/kediff/pos"
 )
 
@@ -44,26 +45,26 @@ type Tokenizer struct {
 	MaxWordChars int
 }
 
-// NewTokenizer builds a tokenizer from a vocabulary (one token per id). It
+// New builds a tokenizer from a vocabulary (one token per id). It
 // must start with SpecialTokens in order.
-func NewTokenizer(vocab []string) (*Tokenizer, error) {
+func New(vocab []string) (*Tokenizer, error) {
 	sp := SpecialTokens()
 	if len(vocab) < len(sp) {
-		return nil, fmt.Errorf("train: vocabulary has %d tokens, want at least the %d special tokens %v", len(vocab), len(sp), sp)
+		return nil, fmt.Errorf("tokenizer: vocabulary has %d tokens, want at least the %d special tokens %v", len(vocab), len(sp), sp)
 	}
 	t := &Tokenizer{vocab: vocab, ids: make(map[string]int32, len(vocab)), special: map[string]int32{}, MaxWordChars: 100}
 	for i, s := range sp {
 		if vocab[i] != s {
-			return nil, fmt.Errorf("train: vocabulary token %d is %q, want %q (vocabularies start with %v)", i, vocab[i], s, sp)
+			return nil, fmt.Errorf("tokenizer: vocabulary token %d is %q, want %q (vocabularies start with %v)", i, vocab[i], s, sp)
 		}
 		t.special[s] = int32(i)
 	}
 	for i, s := range vocab {
 		if s == "" {
-			return nil, fmt.Errorf("train: vocabulary token %d is empty", i)
+			return nil, fmt.Errorf("tokenizer: vocabulary token %d is empty", i)
 		}
 		if _, dup := t.ids[s]; dup {
-			return nil, fmt.Errorf("train: vocabulary token %q appears twice", s)
+			return nil, fmt.Errorf("tokenizer: vocabulary token %q appears twice", s)
 		}
 		t.ids[s] = int32(i)
 	}
@@ -74,7 +75,7 @@ func NewTokenizer(vocab []string) (*Tokenizer, error) {
 func ReadVocab(path string) (*Tokenizer, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("train: vocabulary: %w", err)
+		return nil, fmt.Errorf("tokenizer: vocabulary: %w", err)
 	}
 	defer f.Close()
 	var toks []string
@@ -83,9 +84,9 @@ func ReadVocab(path string) (*Tokenizer, error) {
 		toks = append(toks, strings.TrimRight(sc.Text(), "\r"))
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("train: vocabulary %s: %w", path, err)
+		return nil, fmt.Errorf("tokenizer: vocabulary %s: %w", path, err)
 	}
-	t, err := NewTokenizer(toks)
+	t, err := New(toks)
 	if err != nil {
 		return nil, fmt.Errorf("%w (%s)", err, path)
 	}
@@ -104,7 +105,7 @@ func (t *Tokenizer) WriteVocab(w io.Writer) error {
 
 // WriteVocabFile writes the vocabulary to path.
 func (t *Tokenizer) WriteVocabFile(path string) error {
-	return writeFileAtomic(path, func(w io.Writer) error { return t.WriteVocab(w) })
+	return atomicfile.Write(path, func(w io.Writer) error { return t.WriteVocab(w) })
 }
 
 // Size is the vocabulary size (model n_vocab must be at least this).
@@ -329,5 +330,5 @@ func (v *VocabBuilder) Build(minCount, maxSize int) (*Tokenizer, error) {
 	}
 	add(byCount(v.chars, 1))
 	add(byCount(v.counts, max(minCount, 1)))
-	return NewTokenizer(vocab)
+	return New(vocab)
 }

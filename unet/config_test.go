@@ -1,4 +1,4 @@
-package train
+package unet
 
 import (
 	"path/filepath"
@@ -8,7 +8,7 @@ import (
 )
 
 func TestConfigFiles(t *testing.T) {
-	for file, want := range map[string]ModelConfig{"tiny.json": TinyConfig(), "glide.json": GLIDEConfig()} {
+	for file, want := range map[string]Config{"tiny.json": TinyConfig(), "glide.json": GLIDEConfig()} {
 		got, err := ReadConfig(filepath.Join("../tools/train/configs", file))
 		if err != nil {
 			t.Fatal(err)
@@ -28,15 +28,15 @@ func TestConfigFiles(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	for name, tc := range map[string]struct {
-		edit func(*ModelConfig)
+		edit func(*Config)
 		want string
 	}{
-		"groups":        {func(c *ModelConfig) { c.NormGroups = 5 }, "not divisible by norm_groups"},
-		"heads":         {func(c *ModelConfig) { c.NumHeadChannels = 12 }, "num_head_channels"},
-		"attention_ds":  {func(c *ModelConfig) { c.AttentionResolution = []int{4} }, "not a downsample rate"},
-		"image_size":    {func(c *ModelConfig) { c.ImageSize = 7 }, "image_size 7"},
-		"xf_heads":      {func(c *ModelConfig) { c.XFHeads = 3 }, "xf_width 32 not divisible by xf_heads 3"},
-		"dropout_range": {func(c *ModelConfig) { c.Dropout = 1 }, "dropout"},
+		"groups":        {func(c *Config) { c.NormGroups = 5 }, "not divisible by norm_groups"},
+		"heads":         {func(c *Config) { c.NumHeadChannels = 12 }, "num_head_channels"},
+		"attention_ds":  {func(c *Config) { c.AttentionResolution = []int{4} }, "not a downsample rate"},
+		"image_size":    {func(c *Config) { c.ImageSize = 7 }, "image_size 7"},
+		"xf_heads":      {func(c *Config) { c.XFHeads = 3 }, "xf_width 32 not divisible by xf_heads 3"},
+		"dropout_range": {func(c *Config) { c.Dropout = 1 }, "dropout"},
 	} {
 		c := TinyConfig()
 		tc.edit(&c)

@@ -1,4 +1,4 @@
-package train
+package tokenizer
 
 import (
 	"slices"
@@ -9,7 +9,7 @@ import (
 
 func testTokenizer(t *testing.T) *Tokenizer {
 	t.Helper()
-	tok, err := NewTokenizer(append(SpecialTokens(), "a", "red", "apple", "app", "##le", "##s", "猫", "红", "色", "的", ",", "un", "##aff", "##able", "1", "##2"))
+	tok, err := New(append(SpecialTokens(), "a", "red", "apple", "app", "##le", "##s", "猫", "红", "色", "的", ",", "un", "##aff", "##able", "1", "##2"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestVocabBuildAndRead(t *testing.T) {
 	if err != nil || !slices.Equal(tok2.vocab, tok.vocab) {
 		t.Fatalf("read back: %v", err)
 	}
-	if _, err := NewTokenizer([]string{"a", "b"}); err == nil {
+	if _, err := New([]string{"a", "b"}); err == nil {
 		t.Error("vocabulary without special tokens accepted")
 	}
 }

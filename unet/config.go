@@ -1,4 +1,4 @@
-package train
+package unet
 
 import (
 	"encoding/json"
@@ -8,11 +8,11 @@ import (
 	"strings"
 )
 
-// ModelConfig holds the arguments of glide-text2im's create_model / Text2ImUNet
+// Config holds the arguments of glide-text2im's create_model / Text2ImUNet
 // for a latent model. JSON field names follow GLIDE's argument names; the
 // channel counts and resolutions are the U-Net's, the xf_* fields the text
 // encoder's.
-type ModelConfig struct {
+type Config struct {
 	ImageSize           int     `json:"image_size"`            // latent side (e.g. 32 for 256x256 images)
 	InChannels          int     `json:"in_channels"`           // 4 (latents)
 	OutChannels         int     `json:"out_channels"`          // 4 (eps only, no learned variance)
@@ -43,8 +43,8 @@ type ModelConfig struct {
 // TinyConfig is the test model: 8x8 latents, two levels (16, 32 channels),
 // attention at ds 2, a 2-layer 32-wide text encoder. NormGroups is 8 because
 // 16 channels cannot form GLIDE's 32 groups.
-func TinyConfig() ModelConfig {
-	return ModelConfig{
+func TinyConfig() Config {
+	return Config{
 		ImageSize: 8, InChannels: 4, OutChannels: 4,
 		ModelChannels: 16, NumResBlocks: 1, ChannelMult: []int{1, 2},
 		AttentionResolution: []int{2}, NumHeadChannels: 16, NormGroups: 8,
@@ -59,8 +59,8 @@ func TinyConfig() ModelConfig {
 // 64-channel heads, a 16-layer 512-wide text encoder over 128 tokens with the
 // 50257-token BPE vocabulary) on 64x64x4 latents (512x512 images) with eps
 // output: about 385M U-Net and text parameters.
-func GLIDEConfig() ModelConfig {
-	return ModelConfig{
+func GLIDEConfig() Config {
+	return Config{
 		ImageSize: 64, InChannels: 4, OutChannels: 4,
 		ModelChannels: 192, NumResBlocks: 3, ChannelMult: []int{1, 2, 3, 4},
 		AttentionResolution: []int{2, 4, 8}, NumHeadChannels: 64, NormGroups: 32,
@@ -72,9 +72,9 @@ func GLIDEConfig() ModelConfig {
 
 // Validate reports the first inconsistency that would make the model unbuildable
 // or different from GLIDE's.
-func (c ModelConfig) Validate() error {
+func (c Config) Validate() error {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("train: model config: "+format, args...)
+		return fmt.Errorf("unet: model config: "+format, args...)
 	}
 	switch {
 	case c.InChannels <= 0 || c.OutChannels <= 0:
@@ -126,28 +126,28 @@ func bitsLen(ds int) int {
 	return n
 }
 
-func (c ModelConfig) hasAttention(ds int) bool { return slices.Contains(c.AttentionResolution, ds) }
+func (c Config) hasAttention(ds int) bool { return slices.Contains(c.AttentionResolution, ds) }
 
 // TimeEmbedDim is GLIDE's time_embed_dim, 4 * model_channels.
-func (c ModelConfig) TimeEmbedDim() int { return 4 * c.ModelChannels }
+func (c Config) TimeEmbedDim() int { return 4 * c.ModelChannels }
 
-// ParseConfig decodes a JSON ModelConfig, rejecting unknown fields, and
+// ParseConfig decodes a JSON Config, rejecting unknown fields, and
 // validates it.
-func ParseConfig(data []byte) (ModelConfig, error) {
-	var c ModelConfig
+func ParseConfig(data []byte) (Config, error) {
+	var c Config
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return c, fmt.Errorf("train: model config: %w", err)
+		return c, fmt.Errorf("unet: model config: %w", err)
 	}
 	return c, c.Validate()
 }
 
-// ReadConfig reads a JSON ModelConfig file.
-func ReadConfig(path string) (ModelConfig, error) {
+// ReadConfig reads a JSON Config file.
+func ReadConfig(path string) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return ModelConfig{}, fmt.Errorf("train: %w", err)
+		return Config{}, fmt.Errorf("unet: %w", err)
 	}
 	c, err := ParseConfig(data)
 	if err != nil {
@@ -157,13 +157,13 @@ func ReadConfig(path string) (ModelConfig, error) {
 }
 
 // WriteConfig writes c as indented JSON.
-func WriteConfig(path string, c ModelConfig) error {
+func WriteConfig(path string, c Config) error {
 	data, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		return err
 	}
 	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
-		return fmt.Errorf("train: %w", err)
+		return fmt.Errorf("unet: %w", err)
 	}
 	return nil
 }

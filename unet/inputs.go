@@ -1,8 +1,10 @@
-package train
+package unet
 
 import (
 	"fmt"
 	"slices"
+
+	"github.com/kediff/kediff/safetensors"
 )
 
 // BatchFromTensors builds a model input from tensors as PyTorch saves them:
@@ -10,11 +12,11 @@ import (
 // tokens (integer, B x text_ctx), mask (bool or integer, B x text_ctx) and,
 // optionally, keyword (bool, B x text_ctx) and w_a (float, B) for keyword
 // scaling (DESIGN.md 1.3).
-func BatchFromTensors(in map[string]Tensor, c ModelConfig) (*Batch, error) {
-	need := func(name string) (Tensor, error) {
+func BatchFromTensors(in map[string]safetensors.Tensor, c Config) (*Batch, error) {
+	need := func(name string) (safetensors.Tensor, error) {
 		t, ok := in[name]
 		if !ok {
-			return t, fmt.Errorf("train: inputs lack tensor %q (want x, timesteps, tokens, mask)", name)
+			return t, fmt.Errorf("unet: inputs lack tensor %q (want x, timesteps, tokens, mask)", name)
 		}
 		return t, nil
 	}
@@ -23,12 +25,12 @@ func BatchFromTensors(in map[string]Tensor, c ModelConfig) (*Batch, error) {
 		return nil, err
 	}
 	if len(xt.Shape) != 4 || xt.Shape[1] != c.InChannels || xt.Shape[2] != c.ImageSize || xt.Shape[3] != c.ImageSize {
-		return nil, fmt.Errorf("train: x has shape %v, the model wants [B %d %d %d]", xt.Shape, c.InChannels, c.ImageSize, c.ImageSize)
+		return nil, fmt.Errorf("unet: x has shape %v, the model wants [B %d %d %d]", xt.Shape, c.InChannels, c.ImageSize, c.ImageSize)
 	}
 	B := xt.Shape[0]
 	x, err := xt.Float32s()
 	if err != nil {
-		return nil, fmt.Errorf("train: x: %w", err)
+		return nil, fmt.Errorf("unet: x: %w", err)
 	}
 	b := &Batch{X: x, Timesteps: make([]float32, B), Tokens: make([]int32, B*c.TextCtx), Mask: make([]bool, B*c.TextCtx)}
 	tt, err := need("timesteps")
@@ -36,7 +38,7 @@ func BatchFromTensors(in map[string]Tensor, c ModelConfig) (*Batch, error) {
 		return nil, err
 	}
 	if tt.Numel() != B {
-		return nil, fmt.Errorf("train: timesteps has shape %v, want [%d]", tt.Shape, B)
+		return nil, fmt.Errorf("unet: timesteps has shape %v, want [%d]", tt.Shape, B)
 	}
 	if ts, err := tt.Ints(); err == nil {
 		for i, v := range ts {
@@ -45,7 +47,7 @@ func BatchFromTensors(in map[string]Tensor, c ModelConfig) (*Batch, error) {
 	} else if tf, err2 := tt.Float32s(); err2 == nil {
 		copy(b.Timesteps, tf)
 	} else {
-		return nil, fmt.Errorf("train: timesteps: %w", err)
+		return nil, fmt.Errorf("unet: timesteps: %w", err)
 	}
 	seq := func(name string) ([]int64, error) {
 		t, ok := in[name]
@@ -53,11 +55,11 @@ func BatchFromTensors(in map[string]Tensor, c ModelConfig) (*Batch, error) {
 			return nil, nil
 		}
 		if !slices.Equal(t.Shape, []int{B, c.TextCtx}) {
-			return nil, fmt.Errorf("train: %s has shape %v, want [%d %d]", name, t.Shape, B, c.TextCtx)
+			return nil, fmt.Errorf("unet: %s has shape %v, want [%d %d]", name, t.Shape, B, c.TextCtx)
 		}
 		v, err := t.Ints()
 		if err != nil {
-			return nil, fmt.Errorf("train: %s: %w", name, err)
+			return nil, fmt.Errorf("unet: %s: %w", name, err)
 		}
 		return v, nil
 	}
@@ -72,7 +74,7 @@ func BatchFromTensors(in map[string]Tensor, c ModelConfig) (*Batch, error) {
 	}
 	for i, v := range tok {
 		if v < 0 || v >= int64(c.NVocab) {
-			return nil, fmt.Errorf("train: token %d at %d is outside the vocabulary (n_vocab %d)", v, i, c.NVocab)
+			return nil, fmt.Errorf("unet: token %d at %d is outside the vocabulary (n_vocab %d)", v, i, c.NVocab)
 		}
 		b.Tokens[i] = int32(v)
 	}
@@ -95,10 +97,10 @@ func BatchFromTensors(in map[string]Tensor, c ModelConfig) (*Batch, error) {
 	}
 	if wt, ok := in["w_a"]; ok {
 		if wt.Numel() != B {
-			return nil, fmt.Errorf("train: w_a has shape %v, want [%d]", wt.Shape, B)
+			return nil, fmt.Errorf("unet: w_a has shape %v, want [%d]", wt.Shape, B)
 		}
 		if b.WA, err = wt.Float32s(); err != nil {
-			return nil, fmt.Errorf("train: w_a: %w", err)
+			return nil, fmt.Errorf("unet: w_a: %w", err)
 		}
 	}
 	return b, nil

@@ -1,4 +1,4 @@
-package train
+package unet
 
 import (
 	"fmt"
@@ -13,12 +13,18 @@ import (
 // names are the PyTorch state_dict keys, activations for one batch size in
 // two flat buffers (values, gradients), and the layers in forward order.
 type Model struct {
-	Config ModelConfig
+	Config Config
 	Params *kernels.Params
-	// Train enables dropout (Config.Dropout); Seed and the forward count pick
-	// the dropout masks.
+	// Train enables dropout (Config.Dropout); Seed and Forwards pick the
+	// dropout masks.
 	Train bool
 	Seed  uint64
+	// Forwards counts Forward calls (a trainer saves and restores it, so a
+	// resumed run draws the same dropout masks).
+	Forwards uint64
+	// NoGrad is inference mode: the next SetBatch allocates no gradient
+	// buffers (half the activation memory) and Backward must not be called.
+	NoGrad bool
 
 	be     kernels.Backend
 	layers []layer
@@ -27,6 +33,7 @@ type Model struct {
 	// emb_layers input) and the text sequence (every encoder_kv input)
 	embSilu, xfOut *tensor
 	attn           []*attnBlock
+	nText          int // layers[:nText] are the text encoder
 
 	// per-batch state
 	B                   int
@@ -37,13 +44,12 @@ type Model struct {
 	timesteps           []float32 // (B)
 	tokens              []int32   // (B*L)
 	mask                []bool    // (B*L)
-	forwards            uint64
 	noiseBuf, weightBuf []float32
 }
 
 // NewModel builds the model for cfg on backend be (nil means kernels.CPU)
 // with zeroed parameters; call Init or load a checkpoint.
-func NewModel(cfg ModelConfig, be kernels.Backend) (*Model, error) {
+func NewModel(cfg Config, be kernels.Backend) (*Model, error) {
 	m, err := build(cfg, be)
 	if err != nil {
 		return nil, err
@@ -53,7 +59,7 @@ func NewModel(cfg ModelConfig, be kernels.Backend) (*Model, error) {
 }
 
 // build constructs the layers and the parameter Layout, without buffers.
-func build(cfg ModelConfig, be kernels.Backend) (*Model, error) {
+func build(cfg Config, be kernels.Backend) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -80,14 +86,16 @@ func build(cfg ModelConfig, be kernels.Backend) (*Model, error) {
 		m.layers = append(m.layers, x)
 		h = x.output()
 	}
-	tout := &textOut{L: L, W: W, in: h}
+	fin := &textFinal{L: L, W: W, in: h}
 	if c.XFFinalLN {
 		ln := newLayerNorm(l, "final_ln", W)
-		tout.ln = &ln
+		fin.ln = &ln
 	}
-	tout.proj = newLinear(l, "transformer_proj", W, E)
+	m.layers = append(m.layers, fin)
+	m.xfOut = fin.output()
+	m.nText = len(m.layers)
+	tout := &textProj{L: L, W: W, in: m.xfOut, proj: newLinear(l, "transformer_proj", W, E)}
 	m.layers = append(m.layers, tout)
-	m.xfOut = tout.output()
 
 	// time_embed(timestep_embedding(t)) + xf_proj
 	te := &timeEmbed{mc: c.ModelChannels, E: E, text: tout,
@@ -120,13 +128,16 @@ func (m *Model) dp(v kernels.View) []float32 {
 	return m.Params.Grad[v.Offset : v.Offset+v.Size : v.Offset+v.Size]
 }
 
+// Backend is the kernels the model runs on.
+func (m *Model) Backend() kernels.Backend { return m.be }
+
 // NumParams is the parameter count.
 func (m *Model) NumParams() int { return m.Params.Layout.Size() }
 
 // SetBatch sizes the activation buffers for batch size B (Forward calls it
-// when the batch size changes).
+// when the batch size changes), with gradient buffers unless NoGrad.
 func (m *Model) SetBatch(B int) {
-	if B == m.B && m.act != nil {
+	if B == m.B && m.act != nil && (m.grad != nil) == !m.NoGrad {
 		return
 	}
 	m.B = B
@@ -141,15 +152,23 @@ func (m *Model) SetBatch(B int) {
 	}
 	var count arena
 	reserve(&count)
-	a := arena{act: m.be.Alloc(count.nAct), grad: m.be.Alloc(count.nAct), stat: m.be.Alloc(count.nStat)}
+	a := arena{act: m.be.Alloc(count.nAct), stat: m.be.Alloc(count.nStat)}
+	if !m.NoGrad {
+		a.grad = m.be.Alloc(count.nAct)
+	}
 	reserve(&a)
 	m.act, m.grad, m.stat = a.act, a.grad, a.stat
-	m.scratch = m.be.Alloc(m.scratchN)
+	m.scratch = nil
+	if !m.NoGrad {
+		m.scratch = m.be.Alloc(m.scratchN)
+	}
 }
 
 // ActivationFloats is the element count of the activation buffers for the
 // current batch size (values + gradients + statistics).
-func (m *Model) ActivationFloats() int { return 2*len(m.act) + len(m.stat) + len(m.scratch) }
+func (m *Model) ActivationFloats() int {
+	return len(m.act) + len(m.grad) + len(m.stat) + len(m.scratch)
+}
 
 // Batch is one model input.
 type Batch struct {
@@ -174,19 +193,19 @@ func (m *Model) check(in *Batch) error {
 	L := c.TextCtx
 	switch {
 	case B == 0:
-		return fmt.Errorf("train: forward: empty batch")
+		return fmt.Errorf("unet: forward: empty batch")
 	case len(in.X) != B*c.InChannels*c.ImageSize*c.ImageSize:
-		return fmt.Errorf("train: forward: x has %d values, want %d = %dx%dx%dx%d", len(in.X), B*c.InChannels*c.ImageSize*c.ImageSize, B, c.InChannels, c.ImageSize, c.ImageSize)
+		return fmt.Errorf("unet: forward: x has %d values, want %d = %dx%dx%dx%d", len(in.X), B*c.InChannels*c.ImageSize*c.ImageSize, B, c.InChannels, c.ImageSize, c.ImageSize)
 	case len(in.Tokens) != B*L || len(in.Mask) != B*L:
-		return fmt.Errorf("train: forward: tokens %d and mask %d, want %d = %d samples x text_ctx %d", len(in.Tokens), len(in.Mask), B*L, B, L)
+		return fmt.Errorf("unet: forward: tokens %d and mask %d, want %d = %d samples x text_ctx %d", len(in.Tokens), len(in.Mask), B*L, B, L)
 	case in.WA != nil && len(in.WA) != B:
-		return fmt.Errorf("train: forward: w_a has %d values for %d samples", len(in.WA), B)
+		return fmt.Errorf("unet: forward: w_a has %d values for %d samples", len(in.WA), B)
 	case in.Keyword != nil && len(in.Keyword) != B*L:
-		return fmt.Errorf("train: forward: keyword flags %d, want %d", len(in.Keyword), B*L)
+		return fmt.Errorf("unet: forward: keyword flags %d, want %d", len(in.Keyword), B*L)
 	}
 	for i, t := range in.Tokens {
 		if t < 0 || int(t) >= c.NVocab {
-			return fmt.Errorf("train: forward: token %d at sample %d position %d outside the vocabulary of %d", t, i/L, i%L, c.NVocab)
+			return fmt.Errorf("unet: forward: token %d at sample %d position %d outside the vocabulary of %d", t, i/L, i%L, c.NVocab)
 		}
 	}
 	return nil
@@ -198,15 +217,65 @@ func (m *Model) Forward(in *Batch) ([]float32, error) {
 	if err := m.check(in); err != nil {
 		return nil, err
 	}
-	B := in.N()
-	m.SetBatch(B)
-	m.forwards++
-	m.be.CopyToDevice(m.x.v, in.X)
+	m.load(in)
 	m.be.CopyToDevice(m.timesteps, in.Timesteps)
+	for _, ly := range m.layers {
+		ly.forward(m)
+	}
+	return m.out.out.v, nil
+}
+
+// load sizes the buffers for in and copies its inputs to the backend.
+func (m *Model) load(in *Batch) {
+	m.SetBatch(in.N())
+	m.Forwards++
+	m.be.CopyToDevice(m.x.v, in.X)
 	m.tokens = append(m.tokens[:0], in.Tokens...)
 	m.mask = append(m.mask[:0], in.Mask...)
 	m.setKeys(in)
-	for _, ly := range m.layers {
+}
+
+// TextFloats is the size of one prompt's text encoding, text_ctx x xf_width.
+func (m *Model) TextFloats() int { return m.Config.TextCtx * m.Config.XFWidth }
+
+// EncodeText runs the text encoder (embeddings, transformer, final
+// LayerNorm) on B = len(mask)/text_ctx prompts and returns xf_out (B,
+// text_ctx, xf_width), a new host slice. The U-Net's own projections of it
+// (transformer_proj, every encoder_kv) are not applied: ForwardEncoded does
+// that, so one encoding serves every expert that shares this text encoder.
+func (m *Model) EncodeText(tokens []int32, mask []bool) ([]float32, error) {
+	c := m.Config
+	if len(tokens) != len(mask) || len(mask) == 0 || len(mask)%c.TextCtx != 0 {
+		return nil, fmt.Errorf("unet: encode text: %d tokens and %d mask values, want equal multiples of text_ctx %d", len(tokens), len(mask), c.TextCtx)
+	}
+	B := len(mask) / c.TextCtx
+	in := &Batch{X: make([]float32, B*c.InChannels*c.ImageSize*c.ImageSize), Timesteps: make([]float32, B), Tokens: tokens, Mask: mask}
+	if err := m.check(in); err != nil {
+		return nil, err
+	}
+	m.load(in)
+	for _, ly := range m.layers[:m.nText] {
+		ly.forward(m)
+	}
+	out := make([]float32, B*m.TextFloats())
+	m.be.CopyToHost(out, m.xfOut.v)
+	return out, nil
+}
+
+// ForwardEncoded is Forward with the text encoder's output given: xf (B,
+// text_ctx, xf_width) from EncodeText of in's tokens and mask (the mask
+// still decides the attention's key mask with attention_mask_padding).
+func (m *Model) ForwardEncoded(in *Batch, xf []float32) ([]float32, error) {
+	if err := m.check(in); err != nil {
+		return nil, err
+	}
+	if len(xf) != in.N()*m.TextFloats() {
+		return nil, fmt.Errorf("unet: forward: text encoding has %d values, want %d = %d samples x text_ctx %d x xf_width %d", len(xf), in.N()*m.TextFloats(), in.N(), m.Config.TextCtx, m.Config.XFWidth)
+	}
+	m.load(in)
+	m.be.CopyToDevice(m.timesteps, in.Timesteps)
+	m.be.CopyToDevice(m.xfOut.v, xf)
+	for _, ly := range m.layers[m.nText:] {
 		ly.forward(m)
 	}
 	return m.out.out.v, nil
@@ -256,9 +325,16 @@ func (m *Model) setKeys(in *Batch) {
 // with respect to the last Forward's output, and accumulates every parameter
 // gradient into Params.Grad.
 func (m *Model) Backward(dEps []float32) {
+	m.mustHaveGrad()
 	m.be.Zero(m.grad)
 	m.be.Accumulate(m.out.out.g, dEps, len(m.out.out.g))
 	m.backward()
+}
+
+func (m *Model) mustHaveGrad() {
+	if m.grad == nil {
+		panic("unet: backward on a model in NoGrad (inference) mode")
+	}
 }
 
 func (m *Model) backward() {
@@ -269,7 +345,7 @@ func (m *Model) backward() {
 
 // dropoutSeed derives a per-layer, per-forward seed (splitmix64).
 func (m *Model) dropoutSeed(layer int) uint64 {
-	z := m.Seed ^ m.forwards*0x9e3779b97f4a7c15 ^ uint64(layer+1)*0xbf58476d1ce4e5b9
+	z := m.Seed ^ m.Forwards*0x9e3779b97f4a7c15 ^ uint64(layer+1)*0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
 	return z ^ (z >> 31)
@@ -318,6 +394,19 @@ func (m *Model) Init(seed uint64) {
 			}
 		}
 	}
+}
+
+// IsTextEncoder reports whether a parameter belongs to the shared text
+// encoder (frozen while experts are fine-tuned): the token, positional and
+// padding embeddings, the transformer and its final LayerNorm. The U-Net's
+// projections of the text (transformer_proj, encoder_kv) are not.
+func IsTextEncoder(name string) bool {
+	for _, p := range []string{"token_embedding.", "transformer.", "final_ln."} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return name == "positional_embedding" || name == "padding_embedding"
 }
 
 // isNorm reports whether a parameter belongs to a GroupNorm or LayerNorm.

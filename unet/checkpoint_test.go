@@ -1,7 +1,6 @@
-package train
+package unet
 
 import (
-	"encoding/binary"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -9,11 +8,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/kediff/kediff/safetensors"
 )
 
 // testBatch is a random batch with padding, a CFG-dropped sample (all
 // padding), keyword flags and w_a on two samples, plus noise and loss weights.
-func testBatch(cfg ModelConfig, B int, seed uint64) (*Batch, []float32, []float32) {
+func testBatch(cfg Config, B int, seed uint64) (*Batch, []float32, []float32) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	L, S := cfg.TextCtx, cfg.ImageSize
 	n := B * cfg.InChannels * S * S
@@ -48,7 +49,7 @@ func testBatch(cfg ModelConfig, B int, seed uint64) (*Batch, []float32, []float3
 
 // randomModel is Init plus noise on every parameter, so GLIDE's zero-initialised
 // layers are non-zero and every gradient is non-trivial.
-func randomModel(t *testing.T, cfg ModelConfig, seed uint64) *Model {
+func randomModel(t *testing.T, cfg Config, seed uint64) *Model {
 	t.Helper()
 	m, err := NewModel(cfg, nil)
 	if err != nil {
@@ -110,13 +111,13 @@ func TestCheckpointMismatch(t *testing.T) {
 	t.Run("missing_and_unexpected", func(t *testing.T) {
 		d := t.TempDir()
 		WriteConfig(filepath.Join(d, ConfigFile), TinyConfig())
-		bad := map[string]Tensor{}
+		bad := map[string]safetensors.Tensor{}
 		for k, v := range sd {
 			bad[k] = v
 		}
 		delete(bad, "out.2.bias")
 		bad["out.3.bias"] = sd["out.2.bias"]
-		if err := WriteSafetensors(filepath.Join(d, WeightsFile), bad, nil); err != nil {
+		if err := safetensors.WriteFile(filepath.Join(d, WeightsFile), bad, nil); err != nil {
 			t.Fatal(err)
 		}
 		_, err := Load(d, nil)
@@ -136,65 +137,6 @@ func TestCheckpointMismatch(t *testing.T) {
 		os.WriteFile(filepath.Join(d, ConfigFile), []byte(`{"model_channel": 3}`), 0o644)
 		if _, err := Load(d, nil); err == nil || !strings.Contains(err.Error(), "unknown field") {
 			t.Fatalf("got %v", err)
-		}
-	})
-}
-
-func TestSafetensors(t *testing.T) {
-	ts := map[string]Tensor{
-		"a":      F32([]int{2, 3}, []float32{1, 2, 3, 4, 5, -6}),
-		"half":   {DType: "F16", Shape: []int{3}, Data: []byte{0x00, 0x3c, 0x00, 0xc0, 0x01, 0x00}}, // 1, -2, 2^-24
-		"scalar": F32(nil, []float32{7}),
-		"ids":    {DType: "I32", Shape: []int{2}, Data: []byte{5, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}},
-	}
-	buf, err := EncodeSafetensors(ts, map[string]string{"k": "v"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, meta, err := DecodeSafetensors(buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if meta["k"] != "v" || len(got) != 4 {
-		t.Fatalf("meta %v, %d tensors", meta, len(got))
-	}
-	if h, _ := got["half"].Float32s(); !slices.Equal(h, []float32{1, -2, 1.0 / (1 << 24)}) {
-		t.Errorf("F16 decoded as %v", h)
-	}
-	if a, _ := got["a"].Float32s(); !slices.Equal(a, []float32{1, 2, 3, 4, 5, -6}) {
-		t.Errorf("F32 decoded as %v", a)
-	}
-	if ids, _ := got["ids"].Ints(); !slices.Equal(ids, []int64{5, -1}) {
-		t.Errorf("I32 decoded as %v", ids)
-	}
-	if hl := binary.LittleEndian.Uint64(buf); hl%8 != 0 || buf[8] != '{' || buf[8+hl-1] != ' ' && buf[8+hl-1] != '}' {
-		t.Errorf("header not aligned or not JSON")
-	}
-
-	corrupt := map[string][]byte{
-		"short":          buf[:5],
-		"huge_header":    append([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}, buf[8:]...),
-		"truncated_data": buf[:len(buf)-1],
-		"extra_data":     append(slices.Clone(buf), 0),
-	}
-	for name, b := range corrupt {
-		if _, _, err := DecodeSafetensors(b); err == nil {
-			t.Errorf("%s: decoded without error", name)
-		}
-	}
-}
-
-func FuzzDecodeSafetensors(f *testing.F) {
-	buf, _ := EncodeSafetensors(map[string]Tensor{"a": F32([]int{2}, []float32{1, 2})}, nil)
-	f.Add(buf)
-	f.Fuzz(func(t *testing.T, b []byte) {
-		ts, _, err := DecodeSafetensors(b)
-		if err != nil {
-			return
-		}
-		for _, v := range ts {
-			v.Float32s()
-			v.Ints()
 		}
 	})
 }
@@ -219,7 +161,7 @@ func TestInitZeroOutput(t *testing.T) {
 // altConfig exercises the branches the fixture does not: conv resampling,
 // additive (not scale-shift) conditioning, three levels, two ResBlocks per
 // level, attention at ds 1 and 4, no final LayerNorm, no padding embedding.
-func altConfig() ModelConfig {
+func altConfig() Config {
 	c := TinyConfig()
 	c.ChannelMult = []int{1, 2, 2}
 	c.NumResBlocks = 2
@@ -248,7 +190,7 @@ func TestPyTorchLoadsGoCheckpoint(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		cfg  ModelConfig
+		cfg  Config
 	}{{"tiny", TinyConfig()}, {"alt", altConfig()}} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := randomModel(t, tc.cfg, 11)
@@ -269,22 +211,22 @@ func TestPyTorchLoadsGoCheckpoint(t *testing.T) {
 				t.Fatal(err)
 			}
 			B, L, S := 3, tc.cfg.TextCtx, tc.cfg.ImageSize
-			in := map[string]Tensor{
-				"z_t":         F32([]int{B, tc.cfg.InChannels, S, S}, b.X),
-				"timesteps":   F32([]int{B}, b.Timesteps),
-				"w_a":         F32([]int{B}, b.WA),
-				"noise":       F32([]int{B, tc.cfg.OutChannels, S, S}, noise),
-				"loss_weight": F32([]int{B, S, S}, w),
-				"eps":         F32([]int{B, tc.cfg.OutChannels, S, S}, m.out.out.v),
-				"loss":        F32([]int{1}, []float32{float32(loss)}),
+			in := map[string]safetensors.Tensor{
+				"z_t":         safetensors.F32([]int{B, tc.cfg.InChannels, S, S}, b.X),
+				"timesteps":   safetensors.F32([]int{B}, b.Timesteps),
+				"w_a":         safetensors.F32([]int{B}, b.WA),
+				"noise":       safetensors.F32([]int{B, tc.cfg.OutChannels, S, S}, noise),
+				"loss_weight": safetensors.F32([]int{B, S, S}, w),
+				"eps":         safetensors.F32([]int{B, tc.cfg.OutChannels, S, S}, m.out.out.v),
+				"loss":        safetensors.F32([]int{1}, []float32{float32(loss)}),
 				"tokens":      {DType: "I32", Shape: []int{B, L}, Data: int32Bytes(b.Tokens)},
 				"mask":        {DType: "U8", Shape: []int{B, L}, Data: boolBytes(b.Mask)},
 				"keyword":     {DType: "U8", Shape: []int{B, L}, Data: boolBytes(b.Keyword)},
 			}
 			for _, v := range m.Params.Layout.Views() {
-				in["grad."+v.Name] = F32(v.Shape, m.Params.GradOf(v.Name))
+				in["grad."+v.Name] = safetensors.F32(v.Shape, m.Params.GradOf(v.Name))
 			}
-			if err := WriteSafetensors(filepath.Join(dir, "inputs.safetensors"), in, nil); err != nil {
+			if err := safetensors.WriteFile(filepath.Join(dir, "inputs.safetensors"), in, nil); err != nil {
 				t.Fatal(err)
 			}
 			cmd := exec.Command(py, "../tools/train/reference.py", "check", dir)

@@ -1,4 +1,4 @@
-package train
+package unet
 
 import (
 	"fmt"
@@ -156,45 +156,63 @@ func (x *xfBlock) backward(m *Model) {
 	x.ln1.backward(m, x.in.g, x.n1.g, x.in.v, BL)
 }
 
-// textOut ends get_text_emb: xf_out = final_ln(x) (with xf_final_ln), and
-// xf_proj = transformer_proj(xf_out[:, -1]), the last token's vector, which
-// the time embedding adds. xf_out (B, L, W) feeds every encoder_kv.
-type textOut struct {
-	L, W   int
-	in     *tensor
-	ln     *layerNorm
-	proj   linear
-	out    tensor // Model.xfOut (alias of in without final_ln)
-	xfProj tensor // (B, 4*model_channels)
+// textFinal ends the text encoder: xf_out = final_ln(x) with xf_final_ln
+// (else x itself). xf_out (B, L, W) is Model.xfOut, read by textProj and by
+// every encoder_kv.
+type textFinal struct {
+	L, W int
+	in   *tensor
+	ln   *layerNorm
+	out  tensor // alias of in without final_ln
 }
 
-func (t *textOut) output() *tensor { return &t.out }
-func (t *textOut) reserve(m *Model, a *arena) {
+func (t *textFinal) output() *tensor { return &t.out }
+func (t *textFinal) reserve(m *Model, a *arena) {
 	t.out = *t.in
 	if t.ln != nil {
 		t.out = a.take(m.B * t.L * t.W)
 		t.ln.reserve(a, m.B*t.L)
 	}
-	t.xfProj = a.take(m.B * t.proj.OC)
 }
 
-func (t *textOut) forward(m *Model) {
+func (t *textFinal) forward(m *Model) {
 	if t.ln != nil {
 		t.ln.forward(m, t.out.v, t.in.v, m.B*t.L)
 	}
-	for b := 0; b < m.B; b++ {
-		last := (b*t.L + t.L - 1) * t.W
-		t.proj.forward(m, t.xfProj.v[b*t.proj.OC:(b+1)*t.proj.OC], t.out.v[last:last+t.W], 1)
+}
+
+func (t *textFinal) backward(m *Model) {
+	if t.ln != nil {
+		t.ln.backward(m, t.in.g, t.out.g, t.in.v, m.B*t.L)
 	}
 }
 
-func (t *textOut) backward(m *Model) {
+// textProj is the U-Net's first use of the text: xf_proj =
+// transformer_proj(xf_out[:, -1]), the last token's vector, which the time
+// embedding adds.
+type textProj struct {
+	L, W   int
+	in     *tensor // xf_out
+	proj   linear
+	xfProj tensor // (B, 4*model_channels)
+}
+
+func (t *textProj) output() *tensor { return &t.xfProj }
+func (t *textProj) reserve(m *Model, a *arena) {
+	t.xfProj = a.take(m.B * t.proj.OC)
+}
+
+func (t *textProj) forward(m *Model) {
 	for b := 0; b < m.B; b++ {
 		last := (b*t.L + t.L - 1) * t.W
-		t.proj.backward(m, t.out.g[last:last+t.W], t.xfProj.g[b*t.proj.OC:(b+1)*t.proj.OC], t.out.v[last:last+t.W], 1)
+		t.proj.forward(m, t.xfProj.v[b*t.proj.OC:(b+1)*t.proj.OC], t.in.v[last:last+t.W], 1)
 	}
-	if t.ln != nil {
-		t.ln.backward(m, t.in.g, t.out.g, t.in.v, m.B*t.L)
+}
+
+func (t *textProj) backward(m *Model) {
+	for b := 0; b < m.B; b++ {
+		last := (b*t.L + t.L - 1) * t.W
+		t.proj.backward(m, t.in.g[last:last+t.W], t.xfProj.g[b*t.proj.OC:(b+1)*t.proj.OC], t.in.v[last:last+t.W], 1)
 	}
 }
 
@@ -204,7 +222,7 @@ func (t *textOut) backward(m *Model) {
 type timeEmbed struct {
 	mc, E        int
 	l0, l2       linear
-	text         *textOut
+	text         *textProj
 	sin          []float32 // (B, mc)
 	h0, a0, h2   tensor    // (B, E)
 	emb, embSilu tensor    // time_embed + xf_proj, and its SiLU
