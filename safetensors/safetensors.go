@@ -1,9 +1,13 @@
 package safetensors
 
 import (
+	"bufio"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"io"
 	"math"
 	"os"
@@ -73,8 +77,15 @@ func Bool(shape []int, v []bool) Tensor {
 
 // Float32s decodes a floating-point tensor (F32, F16, BF16 or F64) to float32.
 func (t Tensor) Float32s() ([]float32, error) {
-	n := t.Numel()
-	out := make([]float32, n)
+	out := make([]float32, t.Numel())
+	return out, t.DecodeFloat32(out)
+}
+
+// DecodeFloat32 is Float32s into dst, which must hold Numel values.
+func (t Tensor) DecodeFloat32(out []float32) error {
+	if len(out) != t.Numel() {
+		return fmt.Errorf("%d values for a %v tensor", len(out), t.Shape)
+	}
 	switch t.DType {
 	case "F32":
 		for i := range out {
@@ -93,9 +104,9 @@ func (t Tensor) Float32s() ([]float32, error) {
 			out[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(t.Data[8*i:])))
 		}
 	default:
-		return nil, fmt.Errorf("dtype %s is not a float type", t.DType)
+		return fmt.Errorf("dtype %s is not a float type", t.DType)
 	}
-	return out, nil
+	return nil
 }
 
 // Float64s decodes a floating-point tensor to float64 (exactly).
@@ -323,34 +334,90 @@ func Decode(buf []byte) (map[string]Tensor, map[string]string, error) {
 	return tensors, h.Meta, nil
 }
 
+// File is a safetensors file opened for streaming: Open reads and checks the
+// header, Each then reads the tensors in file order, one at a time, and
+// SHA256 is the digest of every byte read, so a caller loads weights with
+// memory for one tensor and hashes the file in the same pass.
+type File struct {
+	Header
+	f    *os.File
+	r    *bufio.Reader
+	hash hash.Hash
+	path string
+}
+
+// Open opens path and reads its header (checked as Decode checks it).
+func Open(path string) (*File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("safetensors: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("safetensors: %w", err)
+	}
+	sf := &File{f: f, hash: sha256.New(), path: path}
+	sf.r = bufio.NewReaderSize(io.TeeReader(f, sf.hash), 1<<20)
+	var first [8]byte
+	n, _ := io.ReadFull(sf.r, first[:])
+	hl, err := headerLength(first[:n], st.Size())
+	if err == nil {
+		hj := make([]byte, hl)
+		if _, err = io.ReadFull(sf.r, hj); err == nil {
+			sf.Header, err = parseHeader(hj, int(st.Size()-8-int64(hl)))
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%w (in %s)", err, path)
+	}
+	return sf, nil
+}
+
+// Each reads every tensor's data in file order and calls fn with it; data
+// is valid only during the call. It reads the whole file, so SHA256 is final
+// afterwards.
+func (f *File) Each(fn func(name string, e Entry, data []byte) error) error {
+	names := make([]string, 0, len(f.Tensors))
+	for name := range f.Tensors {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool { return f.Tensors[names[i]].Begin < f.Tensors[names[j]].Begin })
+	var buf []byte
+	for _, name := range names {
+		e := f.Tensors[name]
+		if cap(buf) < e.End-e.Begin {
+			buf = make([]byte, e.End-e.Begin)
+		}
+		buf = buf[:e.End-e.Begin]
+		if _, err := io.ReadFull(f.r, buf); err != nil {
+			return fmt.Errorf("safetensors: %s: tensor %s: %w", f.path, name, err)
+		}
+		if err := fn(name, e, buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SHA256 is the hex SHA-256 of the bytes read so far (of the whole file
+// after Each).
+func (f *File) SHA256() string { return hex.EncodeToString(f.hash.Sum(nil)) }
+
+// Close closes the file.
+func (f *File) Close() error { return f.f.Close() }
+
 // ReadHeader parses only the header of the file at path (checked as Decode
 // checks it), so that single tensors can be read with ReadAt at
 // DataStart + Begin without reading the whole file.
 func ReadHeader(path string) (Header, error) {
-	f, err := os.Open(path)
+	f, err := Open(path)
 	if err != nil {
-		return Header{}, fmt.Errorf("safetensors: %w", err)
+		return Header{}, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return Header{}, fmt.Errorf("safetensors: %w", err)
-	}
-	var first [8]byte
-	n, _ := io.ReadFull(f, first[:])
-	hl, err := headerLength(first[:n], st.Size())
-	if err != nil {
-		return Header{}, fmt.Errorf("%w (in %s)", err, path)
-	}
-	hj := make([]byte, hl)
-	if _, err := io.ReadFull(f, hj); err != nil {
-		return Header{}, fmt.Errorf("safetensors: %s: %w", path, err)
-	}
-	h, err := parseHeader(hj, int(st.Size()-8-int64(hl)))
-	if err != nil {
-		return Header{}, fmt.Errorf("%w (in %s)", err, path)
-	}
-	return h, nil
+	return f.Header, nil
 }
 
 // WriteFile writes tensors to path (see Encode).

@@ -1,7 +1,9 @@
 package safetensors
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"slices"
@@ -105,6 +107,27 @@ func TestReadHeader(t *testing.T) {
 		t.Errorf("I64 round trip %v", ids)
 	}
 	raw, _ := os.ReadFile(path)
+	// streaming: every tensor once, in file order, with the file's digest
+	sf, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	last := -1
+	err = sf.Each(func(name string, e Entry, data []byte) error {
+		if e.Begin <= last || seen[name] || !slices.Equal(data, ts[name].Data) {
+			t.Errorf("Each: %s at %d (after %d) with %v", name, e.Begin, last, data)
+		}
+		seen[name], last = true, e.Begin
+		return nil
+	})
+	sf.Close()
+	if err != nil || len(seen) != 3 {
+		t.Fatalf("Each: %v, %d tensors", err, len(seen))
+	}
+	if sum := sha256.Sum256(raw); sf.SHA256() != hex.EncodeToString(sum[:]) {
+		t.Errorf("SHA256 %s, want %x", sf.SHA256(), sum)
+	}
 	short := filepath.Join(t.TempDir(), "short.safetensors")
 	os.WriteFile(short, raw[:len(raw)-1], 0o644)
 	if _, err := ReadHeader(short); err == nil {
