@@ -60,7 +60,7 @@ func Expand(ctx context.Context, pattern string) ([]Input, error) {
 			return nil, fmt.Errorf("shards: input %s: bucket %q does not exist or cannot be reached; check the bucket name, endpoint and region", pattern, p.host)
 		}
 	}
-	pats, err := expandBraces(p.path)
+	pats, err := ExpandBraces(p.path)
 	if err != nil {
 		return nil, fmt.Errorf("shards: input %s: %w", pattern, err)
 	}
@@ -396,12 +396,12 @@ func literalPrefix(pat string) (string, bool) {
 	return "", false
 }
 
-// expandBraces expands shell-style braces: {a,b} lists and {N..M} numeric
+// ExpandBraces expands shell-style braces: {a,b} lists and {N..M} numeric
 // ranges (optionally {N..M..STEP}), nested and several per pattern, in the
 // shell's order. A range keeps zero padding when an end is written with it:
 // {00000..00123} gives 00000, 00001, ..., 00123. Braces with neither a
 // comma nor a range stay literal.
-func expandBraces(s string) ([]string, error) {
+func ExpandBraces(s string) ([]string, error) {
 	out := []string{}
 	var walk func(s string, from int) error
 	walk = func(s string, from int) error {

@@ -9,7 +9,7 @@ import (
 )
 
 func TestExpandBraces(t *testing.T) {
-	r, err := expandBraces("in/{00000..00123}.tar")
+	r, err := ExpandBraces("in/{00000..00123}.tar")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,12 +31,12 @@ func TestExpandBraces(t *testing.T) {
 		{"plain.tar", "[plain.tar]"},
 	}
 	for _, c := range cases {
-		r, err := expandBraces(c.in)
+		r, err := ExpandBraces(c.in)
 		if err != nil || fmt.Sprint(r) != c.want {
-			t.Errorf("expandBraces(%q) = %v, %v; want %s", c.in, r, err, c.want)
+			t.Errorf("ExpandBraces(%q) = %v, %v; want %s", c.in, r, err, c.want)
 		}
 	}
-	if _, err := expandBraces("{0..99999999999}"); err == nil {
+	if _, err := ExpandBraces("{0..99999999999}"); err == nil {
 		t.Error("a huge range should fail fast")
 	}
 }

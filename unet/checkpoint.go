@@ -90,6 +90,17 @@ func (m *Model) loadTensor(v kernels.View, t safetensors.Tensor, buf *[]float32)
 	return nil
 }
 
+// CheckWeights compares the tensor names and shapes of a state dict (as a
+// safetensors header lists them) with the model cfg describes, without
+// allocating it, and reports every problem as LoadStateDict would.
+func CheckWeights(cfg Config, shapes map[string][]int) error {
+	m, err := build(cfg, nil)
+	if err != nil {
+		return err
+	}
+	return m.checkStateDict(shapes)
+}
+
 // checkStateDict compares a state dict's names and shapes with the model's.
 func (m *Model) checkStateDict(shapes map[string][]int) error {
 	var missing, unexpected, wrong []string

@@ -375,6 +375,13 @@ func OpenDecoder(path string, opt Options) (*Decoder, error) {
 // Close releases the session.
 func (d *Decoder) Close() error { return d.s.Close() }
 
+// LatentChannels is the latent channel count the model takes (-1 when its
+// input shape leaves it open).
+func (d *Decoder) LatentChannels() int { return int(d.channel) }
+
+// ScalingFactor is the factor latents are divided by before decoding.
+func (d *Decoder) ScalingFactor() float32 { return d.scale }
+
 // DecodePlanes decodes scaled latents (as Encoder returns them; each [C,h,w],
 // all of one shape) into images as [3, 8h, 8w] planes in [0, 1], in batches.
 func (d *Decoder) DecodePlanes(latents []Latent) ([][]float32, error) {

@@ -3,16 +3,15 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 
+	"github.com/kediff/kediff/internal/promptfile"
 	"github.com/kediff/kediff/pos"
 )
 
@@ -81,72 +80,5 @@ func runPOS(ctx context.Context, args []string) error {
 		r := tagger.Analyze(key, prompt)
 		return enc.Encode(posLine{key, prompt, r.Words, r.POS, r.POSRaw, r.Keyword, r.TextKnowledge, r.SpecialText})
 	}
-	if *column != "" {
-		return posCSV(ctx, in, name, *column, *keyColumn, emit)
-	}
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for n := 1; sc.Scan(); n++ {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		line := strings.TrimSuffix(sc.Text(), "\r")
-		if n == 1 {
-			line = strings.TrimPrefix(line, "\ufeff")
-		}
-		if err := emit(strconv.Itoa(n), line); err != nil {
-			return err
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("reading %s: %w", name, err)
-	}
-	return nil
-}
-
-func posCSV(ctx context.Context, in io.Reader, name, column, keyColumn string, emit func(key, prompt string) error) error {
-	r := csv.NewReader(bufio.NewReader(in))
-	r.FieldsPerRecord = -1
-	header, err := r.Read()
-	if err != nil {
-		return fmt.Errorf("reading the CSV header of %s: %w", name, err)
-	}
-	col, keyCol := -1, -1
-	for i, h := range header {
-		h = strings.TrimPrefix(h, "\ufeff")
-		if h == column {
-			col = i
-		}
-		if keyColumn != "" && h == keyColumn {
-			keyCol = i
-		}
-	}
-	if col < 0 {
-		return fmt.Errorf("%s has no column %q; its columns are %q", name, column, header)
-	}
-	if keyColumn != "" && keyCol < 0 {
-		return fmt.Errorf("%s has no key column %q; its columns are %q", name, keyColumn, header)
-	}
-	for n := 1; ; n++ {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rec, err := r.Read()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", name, err)
-		}
-		prompt, key := "", strconv.Itoa(n)
-		if col < len(rec) {
-			prompt = rec[col]
-		}
-		if keyCol >= 0 && keyCol < len(rec) {
-			key = rec[keyCol]
-		}
-		if err := emit(key, prompt); err != nil {
-			return err
-		}
-	}
+	return promptfile.Each(ctx, in, name, *column, *keyColumn, emit)
 }
