@@ -79,6 +79,12 @@ func NewParams(l *Layout) *Params {
 	return &Params{Layout: l, Data: buf[:n:n], Grad: buf[n : 2*n : 2*n], M: buf[2*n : 3*n : 3*n], V: buf[3*n:]}
 }
 
+// NewInferenceParams allocates the values alone: a model that only runs
+// forward needs no gradients or AdamW moments (a quarter of the memory).
+func NewInferenceParams(l *Layout) *Params {
+	return &Params{Layout: l, Data: make([]float32, l.Size())}
+}
+
 func (p *Params) view(name string) View {
 	v, ok := p.Layout.Lookup(name)
 	if !ok {

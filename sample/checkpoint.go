@@ -199,11 +199,10 @@ func (c *Checkpoint) load() (*unet.Model, error) {
 	if c.model != nil {
 		return c.model, nil
 	}
-	m, err := unet.NewModel(c.Config, c.be)
+	m, err := unet.NewInferenceModel(c.Config, c.be)
 	if err != nil {
 		return nil, fmt.Errorf("sample: checkpoint %s: %w", c.Name, err)
 	}
-	m.NoGrad = true
 	path := filepath.Join(c.Dir, unet.WeightsFile)
 	if c.SHA256, err = m.LoadWeights(path); err != nil {
 		return nil, fmt.Errorf("sample: checkpoint %s: %w", c.Name, err)

@@ -49,6 +49,23 @@ func TestForwardEncodedEqualsForward(t *testing.T) {
 		if _, err := b.Loss(in, make([]float32, len(want)), nil, true); err == nil || !strings.Contains(err.Error(), "NoGrad") {
 			t.Errorf("gradients in NoGrad mode: %v", err)
 		}
+		// an inference model (values only) with b's weights computes the same
+		inf, err := NewInferenceModel(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := inf.LoadStateDict(b.StateDict()); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := inf.Forward(in); err != nil || !slices.Equal(got, want) {
+			t.Errorf("inference model: %v, outputs equal %v", err, slices.Equal(got, want))
+		}
+		if inf.Params.Grad != nil || inf.Params.M != nil {
+			t.Error("inference model holds gradients or optimizer moments")
+		}
+		if _, _, err := inf.TrainStep(in, make([]float32, len(want)), nil, DefaultOptim()); err == nil {
+			t.Error("training step on an inference model")
+		}
 		if _, err := b.ForwardEncoded(in, make([]float32, 5)); err == nil || !strings.Contains(err.Error(), "text encoding") {
 			t.Errorf("short encoding: %v", err)
 		}

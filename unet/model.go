@@ -58,6 +58,18 @@ func NewModel(cfg Config, be kernels.Backend) (*Model, error) {
 	return m, nil
 }
 
+// NewInferenceModel builds the model for cfg on backend be for sampling: in
+// NoGrad mode, with parameter values only (no gradients or AdamW moments).
+func NewInferenceModel(cfg Config, be kernels.Backend) (*Model, error) {
+	m, err := build(cfg, be)
+	if err != nil {
+		return nil, err
+	}
+	m.Params = kernels.NewInferenceParams(m.Params.Layout)
+	m.NoGrad = true
+	return m, nil
+}
+
 // build constructs the layers and the parameter Layout, without buffers.
 func build(cfg Config, be kernels.Backend) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
