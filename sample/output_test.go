@@ -14,11 +14,12 @@ import (
 	"strings"
 	"testing"
 
+	"strconv"
+
 	"github.com/kediff/kediff/internal/pyref"
 	"github.com/kediff/kediff/internal/testckpt"
 	"github.com/kediff/kediff/unet"
 	"github.com/kediff/kediff/vae"
-	"strconv"
 )
 
 const fixtureDecoder = "../vae/testdata/model"

@@ -216,8 +216,8 @@ func mix64(z uint64) uint64 {
 	return z ^ (z >> 31)
 }
 
-// sample is one decoded row plus its stream position.
-type sample struct {
+// streamRow is one decoded row plus its stream position.
+type streamRow struct {
 	row   *shardRow
 	shard string
 	index int
@@ -244,8 +244,8 @@ func (l *Loader) run(ctx context.Context, st LoaderState) {
 		}
 		rng := rand.New(rand.NewPCG(c.Seed^0x6b656469666621, mix64(uint64(epoch)*1000003+uint64(c.Rank))))
 		order := rng.Perm(len(l.shards))
-		var buf []sample
-		emit := func(s sample) error {
+		var buf []streamRow
+		emit := func(s streamRow) error {
 			at := delivered
 			delivered++
 			if at < skip {
@@ -268,7 +268,7 @@ func (l *Loader) run(ctx context.Context, st LoaderState) {
 			}
 			return nil
 		}
-		push := func(s sample) error {
+		push := func(s streamRow) error {
 			if len(buf) < c.ShuffleBuffer {
 				buf = append(buf, s)
 				return nil
@@ -291,7 +291,7 @@ func (l *Loader) run(ctx context.Context, st LoaderState) {
 				if rowSplit && g%c.World != c.Rank {
 					return nil
 				}
-				return push(sample{row: r, shard: l.shards[k], index: i})
+				return push(streamRow{row: r, shard: l.shards[k], index: i})
 			})
 			if err != nil {
 				break
@@ -388,7 +388,7 @@ var classToken = func() map[string]string {
 }()
 
 // addSample decodes s into batch b.
-func (l *Loader) addSample(b *TrainBatch, s sample, drop bool) error {
+func (l *Loader) addSample(b *TrainBatch, s streamRow, drop bool) error {
 	c := l.cfg
 	r := s.row
 	where := fmt.Sprintf("shard %s row %d (key %q)", s.shard, s.index, r.Key)

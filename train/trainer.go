@@ -23,6 +23,7 @@ import (
 	"github.com/kediff/kediff/internal/atomicfile"
 	"github.com/kediff/kediff/kernels"
 	"github.com/kediff/kediff/safetensors"
+	"github.com/kediff/kediff/sample"
 	"github.com/kediff/kediff/tokenizer"
 	"github.com/kediff/kediff/unet"
 )
@@ -66,15 +67,27 @@ type TrainConfig struct {
 	// The noise schedule: schedule (scaled_linear, linear or cosine),
 	// beta_start, beta_end, timesteps.
 	diffusion.ScheduleConfig
-	Experts         int     `json:"experts"` // n; with Expert >= 0 t is drawn from block Expert only
-	Expert          int     `json:"expert"`  // -1: base (all timesteps)
-	CheckpointEvery int     `json:"checkpoint_every"`
-	Seed            uint64  `json:"seed"`
-	CFGDrop         float64 `json:"cfg_drop"`
-	ShuffleBuffer   int     `json:"shuffle_buffer"`
-	Prefetch        int     `json:"prefetch"`
-	Rank            int     `json:"rank"`
-	World           int     `json:"world"`
+	Experts         int `json:"experts"` // n; with Expert >= 0 t is drawn from block Expert only
+	Expert          int `json:"expert"`  // -1: base (all timesteps)
+	CheckpointEvery int `json:"checkpoint_every"`
+	// Sample grids while training (package sample): every SampleEvery steps
+	// (0: never) and at the last step, the prompts of SamplePrompts (a file,
+	// one a line) through SampleDecoder (a vae_decoder), SampleSteps DDIM
+	// steps at guidance SampleGuidance from seed SampleSeed, into
+	// OUT/samples/step-NNNNNN.png. Paths are relative to the config file. An
+	// expert's grid takes the base checkpoint's steps outside its block.
+	SampleEvery    int     `json:"sample_every"`
+	SamplePrompts  string  `json:"sample_prompts,omitempty"`
+	SampleDecoder  string  `json:"sample_decoder,omitempty"`
+	SampleSteps    int     `json:"sample_steps"`
+	SampleGuidance float64 `json:"sample_guidance"`
+	SampleSeed     uint64  `json:"sample_seed"`
+	Seed           uint64  `json:"seed"`
+	CFGDrop        float64 `json:"cfg_drop"`
+	ShuffleBuffer  int     `json:"shuffle_buffer"`
+	Prefetch       int     `json:"prefetch"`
+	Rank           int     `json:"rank"`
+	World          int     `json:"world"`
 }
 
 // DefaultTrainConfig is DESIGN.md's recipe: AdamW lr 0.9e-4, betas 0.9/0.999,
@@ -83,7 +96,8 @@ func DefaultTrainConfig() TrainConfig {
 	return TrainConfig{Model: "tiny", Steps: 1000, Batch: 8, GradAccum: 1, LR: 0.9e-4, Warmup: 100,
 		Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, GradClip: 1, WA: 0.01, WL: 0.1,
 		ScheduleConfig: diffusion.DefaultScheduleConfig(), Experts: 10, Expert: -1,
-		CheckpointEvery: 100, Seed: 1, CFGDrop: 0.1, ShuffleBuffer: 256, Prefetch: 2, World: 1}
+		CheckpointEvery: 100, Seed: 1, CFGDrop: 0.1, ShuffleBuffer: 256, Prefetch: 2, World: 1,
+		SampleSteps: 25, SampleGuidance: sample.DefaultGuidance}
 }
 
 // ReadTrainConfig reads a TrainConfig over the defaults (unknown fields are
@@ -122,8 +136,10 @@ func ReadTrainConfig(path string) (TrainConfig, error) {
 			c.ModelConfig = &mc
 		}
 	}
-	if c.Vocab != "" && !filepath.IsAbs(c.Vocab) {
-		c.Vocab = filepath.Join(dir, c.Vocab)
+	for _, p := range []*string{&c.Vocab, &c.SamplePrompts, &c.SampleDecoder} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
 	}
 	return c, c.Validate()
 }
@@ -141,6 +157,12 @@ func (c *TrainConfig) Validate() error {
 		return fmt.Errorf("train: expert %d out of range: experts are 0..%d", c.Expert, c.Experts-1)
 	case c.Timesteps < c.Experts:
 		return fmt.Errorf("train: %d timesteps cannot be split into %d experts", c.Timesteps, c.Experts)
+	case c.SampleEvery < 0:
+		return fmt.Errorf("train: sample_every %d is negative (0: no grids)", c.SampleEvery)
+	case c.SampleEvery > 0 && (c.SamplePrompts == "" || c.SampleDecoder == ""):
+		return fmt.Errorf("train: sample_every %d needs sample_prompts (a file of prompts) and sample_decoder (a vae_decoder ONNX)", c.SampleEvery)
+	case c.SampleEvery > 0 && (c.SampleSteps < 1 || c.SampleSteps > c.Timesteps || c.SampleGuidance < 0):
+		return fmt.Errorf("train: sample_steps %d (want 1 to %d) or sample_guidance %g (want >= 0) out of range", c.SampleSteps, c.Timesteps, c.SampleGuidance)
 	}
 	if c.GradAccum <= 0 {
 		c.GradAccum = 1
@@ -170,6 +192,9 @@ type TrainState struct {
 	Seed     uint64      `json:"seed"`     // per-step randomness is a function of seed and step
 	Expert   int         `json:"expert"`
 	Experts  int         `json:"experts"`
+	// Base is the base checkpoint an expert started from (its sample grids
+	// take the base's steps outside the expert's block).
+	Base string `json:"base,omitempty"`
 }
 
 // Trainer runs the training loop.
@@ -186,8 +211,11 @@ type Trainer struct {
 	// the timesteps drawn for every micro-batch (tests).
 	OnStep func(Metrics)
 	OnT    func([]int)
+	// OnGrid, if set, is called with each sample grid written.
+	OnGrid func(step int, path string)
 	frozen []kernels.View // not updated (expert: the text encoder)
 	losses []float64
+	grids  *grids
 }
 
 // NewTrainer prepares a run writing its checkpoint to out. base, for an
@@ -249,7 +277,26 @@ func NewTrainer(ctx context.Context, cfg TrainConfig, data, out, base string, re
 	}
 	t.Model.Train = true
 	t.State.Seed, t.State.Expert, t.State.Experts = cfg.Seed, cfg.Expert, cfg.Experts
+	if cfg.Expert >= 0 && base != "" {
+		if t.State.Base, err = filepath.Abs(base); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
+	}
+	if cfg.SampleEvery > 0 {
+		if t.grids, err = newGrids(t); err != nil {
+			return nil, err
+		}
+	}
 	return t, nil
+}
+
+// Close releases what the trainer holds besides memory (the sample grids'
+// decoder).
+func (t *Trainer) Close() error {
+	if t.grids != nil {
+		return t.grids.close()
+	}
+	return nil
 }
 
 func (t *Trainer) setupVocab(ctx context.Context) error {
@@ -409,6 +456,15 @@ func (t *Trainer) Run(ctx context.Context) error {
 		}
 		if t.OnStep != nil {
 			t.OnStep(m)
+		}
+		if t.grids != nil && (step%c.SampleEvery == 0 || step == c.Steps) {
+			path, err := t.grids.draw(ctx, step)
+			if err != nil {
+				return err
+			}
+			if t.OnGrid != nil {
+				t.OnGrid(step, path)
+			}
 		}
 		if (c.CheckpointEvery > 0 && step%c.CheckpointEvery == 0) || step == c.Steps {
 			if err := t.Save(); err != nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"image/png"
+
 	"github.com/kediff/kediff/diffusion"
 	"github.com/kediff/kediff/unet"
 )
@@ -252,5 +254,71 @@ func TestWriteShardsForCLI(t *testing.T) {
 	url := writeTestShards(t, shardOpts{shards: 2, rows: 8, size: 8, nanRow: -1})
 	if err := os.CopyFS(dir, os.DirFS(strings.TrimPrefix(url, "file://"))); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSampleGrids: grids drawn every two steps (base and expert) are real
+// PNGs of every prompt, and drawing them changes nothing in training: the
+// losses, gradient norms and weights are bit-identical to a run without.
+func TestSampleGrids(t *testing.T) {
+	data := writeTestShards(t, shardOpts{shards: 1, rows: 6, size: 8, nanRow: -1})
+	ctx := context.Background()
+	cfg := tinyTrainConfig()
+	cfg.Steps, cfg.CheckpointEvery = 4, 0
+	prompts := filepath.Join(t.TempDir(), "prompts.txt")
+	os.WriteFile(prompts, []byte("a red apple\n\napple\n"), 0o644)
+	train := func(cfg TrainConfig, expert bool, base string) (string, []Metrics) {
+		out := t.TempDir()
+		tr, err := NewTrainer(ctx, cfg, data, out, base, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		var grids []string
+		tr.OnGrid = func(step int, path string) { grids = append(grids, path) }
+		if err := tr.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if cfg.SampleEvery > 0 {
+			if len(grids) != 2 {
+				t.Fatalf("%d grids in 4 steps with sample_every 2", len(grids))
+			}
+			for _, g := range grids {
+				f, err := os.Open(g)
+				if err != nil {
+					t.Fatal(err)
+				}
+				img, err := png.Decode(f)
+				f.Close()
+				if err != nil || img.Bounds().Dx() != 2*64+2 || img.Bounds().Dy() != 64 {
+					t.Fatalf("grid %s: %v %v, want two 64x64 images", g, err, img.Bounds())
+				}
+			}
+		}
+		return out, readLosses(t, out)
+	}
+	plain, want := train(cfg, false, "")
+	grid := cfg
+	grid.SampleEvery, grid.SamplePrompts, grid.SampleDecoder, grid.SampleSteps = 2, prompts, "../vae/testdata/model", 3
+	withGrids, got := train(grid, false, "")
+	for i := range want {
+		if got[i].Loss != want[i].Loss || got[i].GradNorm != want[i].GradNorm {
+			t.Errorf("step %d: loss %v grad %v with grids, %v %v without", want[i].Step, got[i].Loss, got[i].GradNorm, want[i].Loss, want[i].GradNorm)
+		}
+	}
+	for _, f := range []string{unet.WeightsFile, OptimizerFile} {
+		a, _ := os.ReadFile(filepath.Join(plain, f))
+		b, _ := os.ReadFile(filepath.Join(withGrids, f))
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s differs when grids are drawn", f)
+		}
+	}
+	// an expert's grid takes the base's steps outside its block
+	ex := grid
+	ex.Expert, ex.Experts = 3, 10
+	train(ex, true, plain)
+	ex.SampleDecoder = ""
+	if _, err := NewTrainer(ctx, ex, data, t.TempDir(), plain, false); err == nil || !strings.Contains(err.Error(), "sample_decoder") {
+		t.Errorf("grids without a decoder: %v", err)
 	}
 }

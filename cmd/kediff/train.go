@@ -47,6 +47,7 @@ func runTrain(ctx context.Context, args []string) error {
 	rank := fs.Int("rank", 0, "this process's rank (data split)")
 	world := fs.Int("world", 1, "number of processes (data split)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	sampleEvery := fs.Int("sample-every", -1, "draw a sample grid of the config's sample_prompts every N steps into OUT/samples (0: never; default: the config's sample_every)")
 	var experts *int
 	var base *string
 	if mode == "expert" {
@@ -74,6 +75,9 @@ func runTrain(ctx context.Context, args []string) error {
 		cfg.Steps = *steps
 	}
 	cfg.Rank, cfg.World = *rank, *world
+	if *sampleEvery >= 0 {
+		cfg.SampleEvery = *sampleEvery
+	}
 	baseDir := ""
 	if base != nil {
 		baseDir = *base
@@ -81,6 +85,12 @@ func runTrain(ctx context.Context, args []string) error {
 	t, err := train.NewTrainer(ctx, cfg, *data, *out, baseDir, *resume)
 	if err != nil {
 		return err
+	}
+	defer t.Close()
+	t.OnGrid = func(step int, path string) {
+		if !*quiet {
+			fmt.Fprintf(os.Stderr, "\nkediff train: step %d: sample grid %s\n", step, path)
+		}
 	}
 	if !*quiet {
 		start, first := time.Now(), t.State.Step
