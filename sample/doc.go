@@ -22,8 +22,8 @@
 // Run's loop, with diffusers' schedulers (package diffusion) and names:
 //
 //   - the text encoder (embeddings, transformer, final LayerNorm) runs once
-//     per prompt and once for the unconditional input, which is exactly what
-//     training feeds for a dropped text: text_ctx [PAD] tokens (id 0), an
+//     per prompt, before the first step, never per step; the unconditional
+//     input is exactly what training feeds for a dropped text: text_ctx [PAD] tokens (id 0), an
 //     all-false mask, no keyword scaling (Unconditional). Prompts are used as
 //     written (no POS special text, no keyword weighting: DESIGN.md 1.4);
 //     tokens past text_ctx are dropped with a warning;

@@ -156,7 +156,7 @@ func (m *Mixture) Describe() []string {
 		for end < T && m.For(end) == c {
 			end++
 		}
-		role := c.Role()
+		role := fmt.Sprintf("expert %d of %d", c.Expert, c.Experts)
 		if c == m.Base {
 			role = "base"
 			if len(m.Experts) > 0 {

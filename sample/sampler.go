@@ -241,7 +241,7 @@ func Run(ctx context.Context, mix *Mixture, prompts []string, opt Options) (*Res
 		res.Segments = append(res.Segments, Segment{Checkpoint: ck, Timesteps: []int{t}})
 	}
 
-	var text [][]float32 // per batch: the text encodings in the model's batch order
+	var text [][]float32 // per batch: the text encodings, in the model's row order
 	start := time.Now()
 	done := make([]int, len(res.Batches))
 	for _, seg := range res.Segments {
@@ -251,7 +251,7 @@ func Run(ctx context.Context, mix *Mixture, prompts []string, opt Options) (*Res
 		}
 		restore := inference(m)
 		if text == nil {
-			if text, err = encodeText(m, res.Batches, L); err != nil {
+			if text, err = encodeText(m, res.Batches); err != nil {
 				restore()
 				return nil, err
 			}
@@ -297,36 +297,17 @@ func inference(m *unet.Model) (restore func()) {
 	return func() { m.Train, m.Forwards = train, forwards }
 }
 
-// encodeText runs the text encoder once per prompt (and once for the
-// unconditional input) and lays the encodings out as each batch's model
-// input is laid out.
-func encodeText(m *unet.Model, batches []Batch, L int) ([][]float32, error) {
-	per := m.TextFloats()
-	var uncond []float32
+// encodeText runs the text encoder once per batch on exactly the rows the
+// U-Net will see ([unconditional x B; prompts] with guidance), so the
+// encodings need no rearranging and the model keeps one batch size.
+func encodeText(m *unet.Model, batches []Batch) ([][]float32, error) {
 	out := make([][]float32, len(batches))
 	for bi, b := range batches {
-		B := len(b.Images)
-		guided := len(b.Tokens) == 2*B*L
-		cond := b.Tokens[len(b.Tokens)-B*L:]
-		condMask := b.Mask[len(b.Mask)-B*L:]
-		xf, err := m.EncodeText(cond, condMask)
+		xf, err := m.EncodeText(b.Tokens, b.Mask)
 		if err != nil {
 			return nil, err
 		}
-		if !guided {
-			out[bi] = xf
-			continue
-		}
-		if uncond == nil {
-			if uncond, err = m.EncodeText(b.Tokens[:L], b.Mask[:L]); err != nil {
-				return nil, err
-			}
-		}
-		all := make([]float32, 0, 2*B*per)
-		for range B {
-			all = append(all, uncond...)
-		}
-		out[bi] = append(all, xf...)
+		out[bi] = xf
 	}
 	return out, nil
 }

@@ -14,6 +14,10 @@ an optional padding mask on the U-Net attention's text keys.
                                  DIR/model.safetensors with strict=True, run
                                  DIR/inputs.safetensors and compare with the Go
                                  output stored there; exit 1 on mismatch
+    reference.py bench-sample CKPT THREADS
+                                 sampling-loop timing for bench/sample: DDIM with
+                                 guidance on the checkpoint CKPT, requests on
+                                 stdin (see bench_sample)
     reference.py bench CONFIG INPUTS THREADS
                                  training-step timing for bench/train: the model
                                  of CONFIG (a train config with model_config, or
@@ -312,10 +316,14 @@ class Text2ImUNet(nn.Module):
         return self.transformer_proj(xf_out[:, -1]), xf_out.permute(0, 2, 1)
 
     def forward(self, x, timesteps, tokens, mask, w_a, keyword, mask_padding=None):
+        xf_proj, xf_out = self.get_text_emb(tokens, mask)
+        return self.forward_encoded(x, timesteps, xf_proj, xf_out, mask, w_a, keyword, mask_padding)
+
+    def forward_encoded(self, x, timesteps, xf_proj, xf_out, mask, w_a, keyword, mask_padding=None):
+        """forward with get_text_emb's outputs given (a sampler encodes each prompt once)."""
         if mask_padding is None:
             mask_padding = self.cfg.get("attention_mask_padding", False)
         emb = self.time_embed(timestep_embedding(timesteps, self.cfg["model_channels"]))
-        xf_proj, xf_out = self.get_text_emb(tokens, mask)
         emb = emb + xf_proj
         keys = {"text": 1 + w_a[:, None] * keyword.float(), "image": 1 + w_a}
         key_mask = mask if mask_padding else None
@@ -501,6 +509,64 @@ def bench(cfg_path, inputs, threads):
             print(json.dumps({"wall": w1 - w0, "cpu": c1 - c0, "loss": l}), flush=True)
 
 
+def bench_sample(ckpt, threads):
+    """Time DDIM sampling loops with guidance; driven over stdin by bench/sample (Go).
+
+    The model of CKPT (strict load), each prompt encoded once, both guidance
+    halves in one batch, DDIM (eta 0) on the checkpoint's schedule with
+    abar_prev at t - T/S as diffusers takes it. Each request line is JSON
+    {"inputs", "guidance", "repeat", "out"}: inputs holds x_T, tokens and mask
+    (unconditional half first) and the timesteps; one JSON line per loop
+    (wall and process CPU seconds); x_0 of the last loop goes to "out".
+    """
+    import time
+    th.set_num_threads(threads)
+    with open(f"{ckpt}/config.json") as f:
+        cfg = json.load(f)
+    with open(f"{ckpt}/train_config.json") as f:
+        tc = json.load(f)
+    model = Text2ImUNet(cfg)
+    model.load_state_dict(read_safetensors(f"{ckpt}/model.safetensors"), strict=True)
+    model.eval()
+    T = tc["timesteps"]
+    betas = np.linspace(math.sqrt(tc["beta_start"]), math.sqrt(tc["beta_end"]), T, dtype=np.float64) ** 2
+    abar = np.cumprod(1 - betas)
+    nparams = sum(p.numel() for p in model.parameters())
+    print(json.dumps({"ready": True, "params": nparams, "threads": th.get_num_threads(),
+                      "torch": th.__version__, "blas_core": openblas_core()}), flush=True)
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        req = json.loads(line)
+        inp = read_safetensors(req["inputs"])
+        xT, tokens, mask, ts = inp["x_T"], inp["tokens"], inp["mask"].bool(), inp["timesteps"].tolist()
+        s, B = req["guidance"], xT.shape[0]
+        rows = tokens.shape[0]
+        zero_w, no_kw = th.zeros(rows), th.zeros_like(mask)
+        lines = []
+        for _ in range(req["repeat"]):
+            w0, c0 = time.perf_counter(), time.process_time()
+            with th.no_grad():
+                xf_proj, xf_out = model.get_text_emb(tokens, mask)
+                x = xT.clone()
+                for t in ts:
+                    prev = t - T // len(ts)
+                    a_t, a_p = abar[t], (abar[prev] if prev >= 0 else 1.0)
+                    xin = th.cat([x, x]) if rows == 2 * B else x
+                    eps = model.forward_encoded(xin, th.full((rows,), float(t)), xf_proj, xf_out, mask, zero_w, no_kw)
+                    if rows == 2 * B:
+                        u, c = eps[:B], eps[B:]
+                        eps = u + s * (c - u)
+                    x0 = (x - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)
+                    x = math.sqrt(a_p) * x0 + math.sqrt(1 - a_p) * eps
+            w1, c1 = time.perf_counter(), time.process_time()
+            lines.append(json.dumps({"wall": w1 - w0, "cpu": c1 - c0, "loss": 0}))
+        write_safetensors(req["out"], {"x_0": x})  # before the answer, which Go waits for
+        for ln in lines:
+            print(ln, flush=True)
+
+
 if __name__ == "__main__":
     th.set_num_threads(1)
     cmd = sys.argv[1] if len(sys.argv) > 1 else "fixture"
@@ -510,5 +576,7 @@ if __name__ == "__main__":
         check(sys.argv[2])
     elif cmd == "bench":
         bench(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif cmd == "bench-sample":
+        bench_sample(sys.argv[2], int(sys.argv[3]))
     else:
-        sys.exit(f"usage: {sys.argv[0]} fixture [OUT] | check DIR | bench CONFIG INPUTS THREADS")
+        sys.exit(f"usage: {sys.argv[0]} fixture [OUT] | check DIR | bench CONFIG INPUTS THREADS | bench-sample CKPT THREADS")
