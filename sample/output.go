@@ -172,7 +172,7 @@ func Write(dir string, res *Result, imgs []*image.RGBA, wo WriteOptions) error {
 	}
 	if wo.SaveLatents {
 		for bi := range res.Batches {
-			if err := writeLatents(filepath.Join(dir, LatentsFile(bi)), res, bi, uses); err != nil {
+			if err := WriteLatents(filepath.Join(dir, LatentsFile(bi)), res, bi); err != nil {
 				return err
 			}
 		}
@@ -208,11 +208,14 @@ func pngTexts(r Record, recJSON []byte) []Text {
 	}
 }
 
-// writeLatents writes batch bi for other implementations: x_T, the model's
-// text input of both guidance halves as kediff model run and PyTorch read
-// it (tokens int64, mask bool, unconditional half first), the final x_0, the
-// timesteps and, for stochastic schedulers, the noise of each step.
-func writeLatents(path string, res *Result, bi int, uses []CheckpointUse) error {
+// WriteLatents writes batch bi of a run for other implementations (the
+// latents-NNNNN.safetensors of --save-latents): x_T, the model's text input
+// of both guidance halves as kediff model run and PyTorch read it (tokens
+// int64, mask bool, unconditional half first), the final x_0, the timesteps
+// and, for stochastic schedulers, the noise of each step; the options,
+// prompts, seeds and checkpoints in the metadata.
+func WriteLatents(path string, res *Result, bi int) error {
+	uses := res.Uses()
 	b := res.Batches[bi]
 	B := len(b.Images)
 	C, H, W := res.LatentShape[0], res.LatentShape[1], res.LatentShape[2]

@@ -41,7 +41,7 @@ func TestLoopMatchesPyTorch(t *testing.T) {
 			}
 			dir := t.TempDir()
 			lat, out := filepath.Join(dir, "latents.safetensors"), filepath.Join(dir, "ref.safetensors")
-			if err := writeLatents(lat, res, 0, res.Uses()); err != nil {
+			if err := WriteLatents(lat, res, 0); err != nil {
 				t.Fatal(err)
 			}
 			if b, err := exec.Command(py, script, lat, out).CombinedOutput(); err != nil {

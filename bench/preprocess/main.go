@@ -41,11 +41,13 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kediff/kediff/bench/internal/benchrun"
 	"github.com/kediff/kediff/imaging"
 	"github.com/kediff/kediff/pipelines"
 	"github.com/kediff/kediff/shards"
 	"github.com/kediff/kediff/synth"
-	"golang.org/x/sync/errgroup"
 )
 
 func main() {
@@ -65,7 +67,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("machine: %s, %d cores, GOARCH %s; image backend: %s\n", cpuModel(), runtime.NumCPU(), runtime.GOARCH, imaging.Backend())
+	fmt.Printf("machine: %s, %d cores, GOARCH %s; image backend: %s\n", benchrun.CPUModel(), runtime.NumCPU(), runtime.GOARCH, imaging.Backend())
 	fmt.Printf("input: %d JPEGs 640x480, %.1f KB mean\n", len(images), meanKB(images))
 
 	cfg, err := pipelines.LoadConfig(*config)
@@ -370,19 +372,4 @@ func meanKB(images [][]byte) float64 {
 		total += len(b)
 	}
 	return float64(total) / float64(len(images)) / 1024
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "model name") {
-			if _, v, ok := strings.Cut(line, ":"); ok {
-				return strings.TrimSpace(v)
-			}
-		}
-	}
-	return "unknown CPU"
 }

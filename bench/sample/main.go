@@ -140,7 +140,7 @@ func run(config string, batches []int, steps int, guidance float64, rounds int, 
 			return err
 		}
 		inputs, out := filepath.Join(dir, fmt.Sprintf("inputs-b%d.safetensors", B)), filepath.Join(dir, fmt.Sprintf("x0-b%d.safetensors", B))
-		if err := writeInputs(inputs, res); err != nil {
+		if err := sample.WriteLatents(inputs, res, 0); err != nil {
 			return err
 		}
 		request := func(repeat int) string {
@@ -224,28 +224,6 @@ func writeCheckpoint(dir string, mc unet.Config, sched diffusion.ScheduleConfig)
 		return "", nil, err
 	}
 	return dir, tok, nil
-}
-
-// writeInputs stores the first batch of a Go run for the PyTorch side.
-func writeInputs(path string, res *sample.Result) error {
-	b := res.Batches[0]
-	C, S := res.LatentShape[0], res.LatentShape[1]
-	L := len(res.Images[0].Tokens)
-	rows := len(b.Tokens) / L
-	tok := make([]int64, len(b.Tokens))
-	for i, v := range b.Tokens {
-		tok[i] = int64(v)
-	}
-	ts := make([]int64, len(res.Timesteps))
-	for i, v := range res.Timesteps {
-		ts[i] = int64(v)
-	}
-	return safetensors.WriteFile(path, map[string]safetensors.Tensor{
-		"x_T":       safetensors.F32([]int{len(b.Images), C, S, S}, b.XT),
-		"tokens":    safetensors.I64([]int{rows, L}, tok),
-		"mask":      safetensors.Bool([]int{rows, L}, b.Mask),
-		"timesteps": safetensors.I64([]int{len(ts)}, ts),
-	}, nil)
 }
 
 func relErr(a, b []float32) float64 {

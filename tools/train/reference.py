@@ -476,6 +476,18 @@ def openblas_core():
     return f().decode()
 
 
+def requests(model):
+    """The benchmarks' protocol: print the ready line (parameter count,
+    threads, torch version, OpenBLAS core), then yield each request line that
+    Go writes to stdin."""
+    nparams = sum(p.numel() for p in model.parameters())
+    print(json.dumps({"ready": True, "params": nparams, "threads": th.get_num_threads(),
+                      "torch": th.__version__, "blas_core": openblas_core()}), flush=True)
+    for line in sys.stdin:
+        if line.strip():
+            yield line.strip()
+
+
 def bench(cfg_path, inputs, threads):
     """Time full training steps; driven over stdin by bench/train (Go)."""
     import time
@@ -490,13 +502,7 @@ def bench(cfg_path, inputs, threads):
             inp["w_a"], inp["keyword"].bool())
     noise, weight = inp["noise"], inp["loss_weight"]
     opt = th.optim.AdamW(model.parameters(), lr=0.9e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
-    nparams = sum(p.numel() for p in model.parameters())
-    print(json.dumps({"ready": True, "params": nparams, "threads": th.get_num_threads(),
-                      "torch": th.__version__, "blas_core": openblas_core()}), flush=True)
-    for line in sys.stdin:
-        line = line.strip()
-        if not line:
-            continue
+    for line in requests(model):
         for _ in range(int(line)):
             w0, c0 = time.perf_counter(), time.process_time()
             opt.zero_grad(set_to_none=False)
@@ -531,13 +537,7 @@ def bench_sample(ckpt, threads):
     T = tc["timesteps"]
     betas = np.linspace(math.sqrt(tc["beta_start"]), math.sqrt(tc["beta_end"]), T, dtype=np.float64) ** 2
     abar = np.cumprod(1 - betas)
-    nparams = sum(p.numel() for p in model.parameters())
-    print(json.dumps({"ready": True, "params": nparams, "threads": th.get_num_threads(),
-                      "torch": th.__version__, "blas_core": openblas_core()}), flush=True)
-    for line in sys.stdin:
-        line = line.strip()
-        if not line:
-            continue
+    for line in requests(model):
         req = json.loads(line)
         inp = read_safetensors(req["inputs"])
         xT, tokens, mask, ts = inp["x_T"], inp["tokens"], inp["mask"].bool(), inp["timesteps"].tolist()
