@@ -219,10 +219,11 @@ func (c *Checkpoint) load() (*unet.Model, error) {
 	return m, nil
 }
 
-// release drops a model read from a folder, so that the next one can take
-// its memory.
-func (c *Checkpoint) release(m *unet.Model) {
-	if c.model == nil && m != nil {
+// release collects the model read from the folder once nothing refers to it
+// any more, so that the next checkpoint can take its memory rather than
+// grow the heap to two models.
+func (c *Checkpoint) release() {
+	if c.model == nil {
 		runtime.GC()
 	}
 }

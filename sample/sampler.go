@@ -241,41 +241,13 @@ func Run(ctx context.Context, mix *Mixture, prompts []string, opt Options) (*Res
 		res.Segments = append(res.Segments, Segment{Checkpoint: ck, Timesteps: []int{t}})
 	}
 
-	var text [][]float32 // per batch: the text encodings, in the model's row order
-	start := time.Now()
-	done := make([]int, len(res.Batches))
+	l := loop{res: res, sched: sched, rngs: rngs, opt: opt, guided: guided, start: time.Now(), done: make([]int, len(res.Batches))}
 	for _, seg := range res.Segments {
-		m, err := seg.Checkpoint.load()
+		err := l.segment(ctx, seg)
+		seg.Checkpoint.release() // after segment returned: its frame held the model
 		if err != nil {
 			return nil, err
 		}
-		restore := inference(m)
-		if text == nil {
-			if text, err = encodeText(m, res.Batches); err != nil {
-				restore()
-				return nil, err
-			}
-		}
-		for bi := range res.Batches {
-			b := &res.Batches[bi]
-			for _, t := range seg.Timesteps {
-				if err := ctx.Err(); err != nil {
-					restore()
-					return nil, err
-				}
-				if err := denoise(m, sched, b, text[bi], rngs, t, opt, guided); err != nil {
-					restore()
-					k := done[bi] + 1
-					return nil, fmt.Errorf("sample: step %d of %d (t=%d) on %s (%s), batch %d: %w; nothing written", k, len(res.Timesteps), t, seg.Checkpoint.Name, seg.Checkpoint.Role(), bi+1, err)
-				}
-				done[bi]++
-				if opt.Progress != nil {
-					opt.Progress(Progress{Batch: bi, Batches: len(res.Batches), Step: done[bi], Steps: len(res.Timesteps), T: t, Checkpoint: seg.Checkpoint, Elapsed: time.Since(start)})
-				}
-			}
-		}
-		restore()
-		seg.Checkpoint.release(m)
 	}
 	for _, b := range res.Batches {
 		for k, i := range b.Images {
@@ -283,6 +255,49 @@ func Run(ctx context.Context, mix *Mixture, prompts []string, opt Options) (*Res
 		}
 	}
 	return res, nil
+}
+
+// loop is the state of Run's denoising loop across segments.
+type loop struct {
+	res    *Result
+	sched  diffusion.Scheduler
+	rngs   []*rand.Rand
+	opt    Options
+	guided bool
+	text   [][]float32 // per batch: the text encodings, in the model's row order
+	start  time.Time
+	done   []int // steps taken per batch
+}
+
+// segment runs a segment's timesteps for every batch on its checkpoint,
+// which it reads first (encoding the prompts if no model did yet).
+func (l *loop) segment(ctx context.Context, seg Segment) error {
+	ck := seg.Checkpoint
+	m, err := ck.load()
+	if err != nil {
+		return err
+	}
+	defer inference(m)()
+	if l.text == nil {
+		if l.text, err = encodeText(m, l.res.Batches); err != nil {
+			return err
+		}
+	}
+	for bi := range l.res.Batches {
+		for _, t := range seg.Timesteps {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := denoise(m, l.sched, &l.res.Batches[bi], l.text[bi], l.rngs, t, l.opt, l.guided); err != nil {
+				return fmt.Errorf("sample: step %d of %d (t=%d) on %s (%s), batch %d: %w; nothing written", l.done[bi]+1, len(l.res.Timesteps), t, ck.Name, ck.Role(), bi+1, err)
+			}
+			l.done[bi]++
+			if l.opt.Progress != nil {
+				l.opt.Progress(Progress{Batch: bi, Batches: len(l.res.Batches), Step: l.done[bi], Steps: len(l.res.Timesteps), T: t, Checkpoint: ck, Elapsed: time.Since(l.start)})
+			}
+		}
+	}
+	return nil
 }
 
 // noiseStream is the PCG stream of every image's generator ("kediffs").

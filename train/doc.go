@@ -24,6 +24,11 @@
 //     ema.safetensors, vocab.txt, train_config.json (with the noise schedule),
 //     loss.png, metrics.jsonl and state.json (written last, with the expert
 //     index and count), each file via temp + rename.
+//   - Sample grids (grids.go, TrainConfig's sample_* fields or --sample-every):
+//     every N steps the model in training samples fixed prompts through
+//     package sample (an expert with its base for the other timesteps) into
+//     OUT/samples/step-NNNNNN.png; the model's mode and dropout counter are
+//     restored, so training stays bit-identical.
 //
 // The model is package unet, the noise schedule package diffusion, the
 // tokenizer package tokenizer; package sample turns checkpoints into images.
