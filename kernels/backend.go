@@ -1,16 +1,35 @@
 package kernels
 
-// Backend is the set of ops a model is built from, float32, op by op. Shapes
-// and layouts are those of the generic functions of the same name. CPU
-// implements it with host slices; a device implementation (CUDA) satisfies it
-// with slices that view device memory it allocated itself (Alloc), so buffer
-// arguments are opaque handles to it: host code never reads a []float32 it got
-// from a device backend's Alloc except through CopyToHost. Methods may run
-// asynchronously on a device except those returning a value, which synchronise.
+// Purpose says what a buffer holds, so that a device backend can keep one
+// arena per purpose and pick its element type: in mixed precision (package
+// kernels/cuda's bf16) activations and their gradients are bf16, everything
+// else fp32. CPU ignores it.
+type Purpose uint8
+
+const (
+	ForParams      Purpose = iota // parameter values (the fp32 master weights)
+	ForGrads                      // parameter gradients
+	ForMoments                    // optimizer state (AdamW moments, EMA weights)
+	ForActivations                // activations and their gradients
+	ForStats                      // norm statistics, attention probabilities, per-call inputs
+)
+
+// Backend is the set of ops a model is built from, op by op, over float32
+// buffers. Shapes and layouts are those of the generic functions of the same
+// name. CPU implements it with host slices; a device implementation (package
+// kernels/cuda) satisfies it with slices that view device memory it allocated
+// itself (Alloc), so buffer arguments are opaque handles to it: host code
+// never reads a []float32 it got from a device backend's Alloc except through
+// CopyToHost, and may only slice it. Methods may run asynchronously on a
+// device except those returning a value and CopyToHost, which synchronise.
 // A Backend is not safe for concurrent use (CPU keeps shared scratch space).
 type Backend interface {
-	// Alloc returns a zeroed buffer of n elements owned by the backend.
-	Alloc(n int) []float32
+	// Alloc returns a zeroed buffer of n elements owned by the backend, for
+	// purpose p.
+	Alloc(n int, p Purpose) []float32
+	// Free releases a buffer Alloc returned (not a slice of one); nil is a
+	// no-op. The CPU leaves it to the garbage collector.
+	Free(buf []float32)
 	// CopyToDevice copies host src into backend buffer dst; CopyToHost the reverse.
 	CopyToDevice(dst, src []float32)
 	CopyToHost(dst, src []float32)
@@ -56,9 +75,11 @@ type Backend interface {
 	ConcatChannelsBackward(da, db, dout []float32, B, C1, C2, HW int)
 	WeightedMSEForward(epsHat, eps, weight []float32, B, C, HW int) float64
 	WeightedMSEBackward(dEpsHat, epsHat, eps, weight []float32, dloss float64, B, C, HW int)
-	// ClipGradNorm and AdamWUpdate work on whole flat buffers (Params.Grad, ...).
+	// ClipGradNorm, AdamWUpdate and EMAUpdate work on whole flat buffers
+	// (Params.Grad, ...).
 	ClipGradNorm(grads []float32, maxNorm float64) float64
 	AdamWUpdate(params, grads, m, v []float32, cfg AdamWConfig, step int)
+	EMAUpdate(ema, params []float32, decay float64)
 }
 
 // CPU is the host Backend: multi-threaded Go loops plus OpenBLAS (or the pure-Go
@@ -77,10 +98,11 @@ func (c *CPU) scratch(n int) []float32 {
 	return c.col[:n]
 }
 
-func (*CPU) Alloc(n int) []float32           { return make([]float32, n) }
-func (*CPU) CopyToDevice(dst, src []float32) { copy(dst, src) }
-func (*CPU) CopyToHost(dst, src []float32)   { copy(dst, src) }
-func (*CPU) Zero(buf []float32)              { clear(buf) }
+func (*CPU) Alloc(n int, _ Purpose) []float32 { return make([]float32, n) }
+func (*CPU) Free([]float32)                   {}
+func (*CPU) CopyToDevice(dst, src []float32)  { copy(dst, src) }
+func (*CPU) CopyToHost(dst, src []float32)    { copy(dst, src) }
+func (*CPU) Zero(buf []float32)               { clear(buf) }
 
 func (*CPU) Gemm(transA, transB bool, M, N, K int, alpha float32, A []float32, lda int, B []float32, ldb int, beta float32, C []float32, ldc int) {
 	Gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
@@ -203,3 +225,4 @@ func (*CPU) ClipGradNorm(grads []float32, maxNorm float64) float64 {
 func (*CPU) AdamWUpdate(params, grads, m, v []float32, cfg AdamWConfig, step int) {
 	AdamWUpdate(params, grads, m, v, cfg, step)
 }
+func (*CPU) EMAUpdate(ema, params []float32, decay float64) { EMAUpdate(ema, params, decay) }

@@ -73,7 +73,7 @@ func TestLayout(t *testing.T) {
 		}
 	})
 	t.Run("get_and_grad_alias_the_flat_buffers", func(t *testing.T) {
-		p := NewParams(&l)
+		p := NewParams(nil, &l)
 		p.Get("time_embed.0.bias")[3] = 5
 		p.GradOf("time_embed.0.bias")[3] = 6
 		if p.Data[256*64+3] != 5 || p.Grad[256*64+3] != 6 {

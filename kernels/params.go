@@ -72,17 +72,25 @@ type Params struct {
 	Step   int       // AdamW steps taken (bias correction)
 }
 
-// NewParams allocates zeroed buffers for l.
-func NewParams(l *Layout) *Params {
+// NewParams allocates zeroed buffers for l on be (nil: host memory, one
+// allocation with four views).
+func NewParams(be Backend, l *Layout) *Params {
 	n := l.Size()
-	buf := make([]float32, 4*n) // one allocation, four views
-	return &Params{Layout: l, Data: buf[:n:n], Grad: buf[n : 2*n : 2*n], M: buf[2*n : 3*n : 3*n], V: buf[3*n:]}
+	if be == nil {
+		buf := make([]float32, 4*n)
+		return &Params{Layout: l, Data: buf[:n:n], Grad: buf[n : 2*n : 2*n], M: buf[2*n : 3*n : 3*n], V: buf[3*n:]}
+	}
+	return &Params{Layout: l, Data: be.Alloc(n, ForParams), Grad: be.Alloc(n, ForGrads), M: be.Alloc(n, ForMoments), V: be.Alloc(n, ForMoments)}
 }
 
-// NewInferenceParams allocates the values alone: a model that only runs
-// forward needs no gradients or AdamW moments (a quarter of the memory).
-func NewInferenceParams(l *Layout) *Params {
-	return &Params{Layout: l, Data: make([]float32, l.Size())}
+// NewInferenceParams allocates the values alone, on be (nil: host memory): a
+// model that only runs forward needs no gradients or AdamW moments (a
+// quarter of the memory).
+func NewInferenceParams(be Backend, l *Layout) *Params {
+	if be == nil {
+		return &Params{Layout: l, Data: make([]float32, l.Size())}
+	}
+	return &Params{Layout: l, Data: be.Alloc(l.Size(), ForParams)}
 }
 
 func (p *Params) view(name string) View {
@@ -156,6 +164,17 @@ func AdamWUpdate[F Float](params, grads, m, v []F, cfg AdamWConfig, step int) {
 			m[i], v[i] = mi, vi
 			denom := F(math.Sqrt(float64(vi)))/bc2Sqrt + eps
 			params[i] = params[i]*decay - stepSize*(mi/denom)
+		}
+	})
+}
+
+// EMAUpdate moves ema towards params: ema = decay*ema + (1-decay)*params,
+// in float32 elementwise (the trainer's exponential moving average).
+func EMAUpdate[F Float](ema, params []F, decay float64) {
+	d := F(decay)
+	elementwise(len(params), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			ema[i] = d*ema[i] + (1-d)*params[i]
 		}
 	})
 }

@@ -188,7 +188,7 @@ func TestForwardMatchesPyTorch(t *testing.T) {
 					var l Layout
 					l.Add("w", 4, 5)
 					l.Add("b", 7)
-					p := NewParams(&l)
+					p := NewParams(nil, &l)
 					copy(p.Data, c.get(t, "p0"))
 					cfg := AdamWConfig{LR: c.Args["lr"], Beta1: c.Args["beta1"], Beta2: c.Args["beta2"], Eps: c.Args["eps"], WeightDecay: c.Args["wd"]}
 					norms := c.get(t, "norms")

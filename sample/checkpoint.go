@@ -44,7 +44,6 @@ type Checkpoint struct {
 
 	text  map[string]string // text-encoder tensor -> hash of dtype, shape, bytes
 	model *unet.Model       // a model in memory
-	be    kernels.Backend
 }
 
 // Block is the timestep range [lo, hi) the checkpoint was trained on.
@@ -194,12 +193,12 @@ func tensorHash(t safetensors.Tensor) string {
 }
 
 // load returns the model: the one in memory, or the folder's weights read
-// into a new model in inference mode (SHA256 is set then).
-func (c *Checkpoint) load() (*unet.Model, error) {
+// into a new model in inference mode on be (SHA256 is set then).
+func (c *Checkpoint) load(be kernels.Backend) (*unet.Model, error) {
 	if c.model != nil {
 		return c.model, nil
 	}
-	m, err := unet.NewInferenceModel(c.Config, c.be)
+	m, err := unet.NewInferenceModel(c.Config, be)
 	if err != nil {
 		return nil, fmt.Errorf("sample: checkpoint %s: %w", c.Name, err)
 	}
@@ -219,11 +218,14 @@ func (c *Checkpoint) load() (*unet.Model, error) {
 	return m, nil
 }
 
-// release collects the model read from the folder once nothing refers to it
-// any more, so that the next checkpoint can take its memory rather than
-// grow the heap to two models.
-func (c *Checkpoint) release() {
+// release frees the model read from the folder (its device memory) and
+// collects it once nothing refers to it any more, so that the next
+// checkpoint can take its memory rather than grow the heap to two models.
+func (c *Checkpoint) release(m *unet.Model) {
 	if c.model == nil {
+		if m != nil {
+			m.Close()
+		}
 		runtime.GC()
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kediff/kediff/diffusion"
+	"github.com/kediff/kediff/kernels"
 	"github.com/kediff/kediff/tokenizer"
 	"github.com/kediff/kediff/unet"
 )
@@ -45,6 +46,9 @@ type Options struct {
 	Progress func(Progress)
 	// Warn, if set, receives warnings (e.g. prompts truncated to text_ctx).
 	Warn func(string)
+	// Backend runs the checkpoints read from folders (nil: kernels.CPU); a
+	// model in memory runs where it is.
+	Backend kernels.Backend
 }
 
 // Progress is the state after one denoising step of one batch.
@@ -243,8 +247,9 @@ func Run(ctx context.Context, mix *Mixture, prompts []string, opt Options) (*Res
 
 	l := loop{res: res, sched: sched, rngs: rngs, opt: opt, guided: guided, start: time.Now(), done: make([]int, len(res.Batches))}
 	for _, seg := range res.Segments {
-		err := l.segment(ctx, seg)
-		seg.Checkpoint.release() // after segment returned: its frame held the model
+		m, err := l.segment(ctx, seg)
+		seg.Checkpoint.release(m) // after segment returned: its frame held the model
+		m = nil
 		if err != nil {
 			return nil, err
 		}
@@ -270,26 +275,27 @@ type loop struct {
 }
 
 // segment runs a segment's timesteps for every batch on its checkpoint,
-// which it reads first (encoding the prompts if no model did yet).
-func (l *loop) segment(ctx context.Context, seg Segment) error {
+// which it reads first (encoding the prompts if no model did yet), and
+// returns the model for the caller to release.
+func (l *loop) segment(ctx context.Context, seg Segment) (*unet.Model, error) {
 	ck := seg.Checkpoint
-	m, err := ck.load()
+	m, err := ck.load(l.opt.Backend)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer inference(m)()
 	if l.text == nil {
 		if l.text, err = encodeText(m, l.res.Batches); err != nil {
-			return err
+			return m, err
 		}
 	}
 	for bi := range l.res.Batches {
 		for _, t := range seg.Timesteps {
 			if err := ctx.Err(); err != nil {
-				return err
+				return m, err
 			}
 			if err := denoise(m, l.sched, &l.res.Batches[bi], l.text[bi], l.rngs, t, l.opt, l.guided); err != nil {
-				return fmt.Errorf("sample: step %d of %d (t=%d) on %s (%s), batch %d: %w; nothing written", l.done[bi]+1, len(l.res.Timesteps), t, ck.Name, ck.Role(), bi+1, err)
+				return m, fmt.Errorf("sample: step %d of %d (t=%d) on %s (%s), batch %d: %w; nothing written", l.done[bi]+1, len(l.res.Timesteps), t, ck.Name, ck.Role(), bi+1, err)
 			}
 			l.done[bi]++
 			if l.opt.Progress != nil {
@@ -297,7 +303,7 @@ func (l *loop) segment(ctx context.Context, seg Segment) error {
 			}
 		}
 	}
-	return nil
+	return m, nil
 }
 
 // noiseStream is the PCG stream of every image's generator ("kediffs").
@@ -345,10 +351,11 @@ func denoise(m *unet.Model, sched diffusion.Scheduler, b *Batch, xf []float32, r
 	if guided {
 		in.X = append(append(make([]float32, 0, 2*B*n), b.X0...), b.X0...)
 	}
-	out, err := m.ForwardEncoded(in, xf)
+	dev, err := m.ForwardEncoded(in, xf)
 	if err != nil {
 		return err
 	}
+	out := m.Host(dev)
 	if i := firstNonFinite(out); i >= 0 {
 		half := "conditional"
 		if guided && i < B*n {

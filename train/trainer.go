@@ -88,6 +88,9 @@ type TrainConfig struct {
 	Prefetch       int     `json:"prefetch"`
 	Rank           int     `json:"rank"`
 	World          int     `json:"world"`
+	// Backend is where the model trains (nil: kernels.CPU); not part of the
+	// config file (kediff train --device).
+	Backend kernels.Backend `json:"-"`
 }
 
 // DefaultTrainConfig is DESIGN.md's recipe: AdamW lr 0.9e-4, betas 0.9/0.999,
@@ -242,7 +245,7 @@ func NewTrainer(ctx context.Context, cfg TrainConfig, data, out, base string, re
 		if _, err := os.Stat(filepath.Join(base, unet.WeightsFile)); err != nil {
 			return nil, fmt.Errorf("train: base checkpoint %s is missing (%v): run kediff train base first", base, err)
 		}
-		m, err := unet.Load(base, nil)
+		m, err := unet.Load(base, cfg.Backend)
 		if err != nil {
 			return nil, fmt.Errorf("train: base checkpoint %s: %w", base, err)
 		}
@@ -254,7 +257,7 @@ func NewTrainer(ctx context.Context, cfg TrainConfig, data, out, base string, re
 			return nil, fmt.Errorf("train: base checkpoint %s: %w", base, err)
 		}
 	default:
-		if t.Model, err = unet.NewModel(*cfg.ModelConfig, nil); err != nil {
+		if t.Model, err = unet.NewModel(*cfg.ModelConfig, cfg.Backend); err != nil {
 			return nil, err
 		}
 		t.Model.Init(cfg.Seed)
@@ -273,7 +276,9 @@ func NewTrainer(ctx context.Context, cfg TrainConfig, data, out, base string, re
 		}
 	}
 	if cfg.EMA > 0 && t.EMA == nil {
-		t.EMA = append([]float32(nil), t.Model.Params.Data...)
+		be := t.Model.Backend()
+		t.EMA = be.Alloc(len(t.Model.Params.Data), kernels.ForMoments)
+		be.Accumulate(t.EMA, t.Model.Params.Data, len(t.EMA)) // a copy: EMA starts at the weights
 	}
 	t.Model.Train = true
 	t.State.Seed, t.State.Expert, t.State.Experts = cfg.Seed, cfg.Expert, cfg.Experts
@@ -374,7 +379,7 @@ func (t *Trainer) Run(ctx context.Context) error {
 	for t.State.Step < c.Steps {
 		step := t.State.Step + 1
 		start := time.Now()
-		clear(p.Grad)
+		t.Model.ZeroGrad()
 		var lossSum float64
 		tmin, tmax := hi, lo
 		var pos LoaderState
@@ -417,7 +422,7 @@ func (t *Trainer) Run(ctx context.Context) error {
 			return fmt.Errorf("train: step %d: loss is %v (not finite); stopped, checkpoint of step %d saved in %s", step, lossSum, t.State.Step, t.Out)
 		}
 		for _, v := range t.frozen {
-			clear(p.Grad[v.Offset : v.Offset+v.Size])
+			t.Model.Backend().Zero(p.Grad[v.Offset : v.Offset+v.Size])
 		}
 		clip := c.GradClip
 		if clip <= 0 {
@@ -440,10 +445,7 @@ func (t *Trainer) Run(ctx context.Context) error {
 				}
 			}
 			if t.EMA != nil {
-				d := float32(c.EMA)
-				for i, x := range p.Data {
-					t.EMA[i] = d*t.EMA[i] + (1-d)*x
-				}
+				t.Model.Backend().EMAUpdate(t.EMA, p.Data, c.EMA)
 			}
 		}
 		t.State.Step = step
@@ -536,10 +538,14 @@ func (t *Trainer) Save() error {
 		return err
 	}
 	p := m.Params
+	be := m.Backend()
+	mh, vh := make([]float32, len(p.M)), make([]float32, len(p.V))
+	be.CopyToHost(mh, p.M)
+	be.CopyToHost(vh, p.V)
 	opt := map[string]safetensors.Tensor{}
 	for _, v := range p.Layout.Views() {
-		opt["exp_avg."+v.Name] = safetensors.F32(v.Shape, p.M[v.Offset:v.Offset+v.Size])
-		opt["exp_avg_sq."+v.Name] = safetensors.F32(v.Shape, p.V[v.Offset:v.Offset+v.Size])
+		opt["exp_avg."+v.Name] = safetensors.F32(v.Shape, mh[v.Offset:v.Offset+v.Size])
+		opt["exp_avg_sq."+v.Name] = safetensors.F32(v.Shape, vh[v.Offset:v.Offset+v.Size])
 	}
 	stepB := make([]byte, 8)
 	binary.LittleEndian.PutUint64(stepB, uint64(p.Step))
@@ -551,9 +557,11 @@ func (t *Trainer) Save() error {
 		return err
 	}
 	if t.EMA != nil {
+		eh := make([]float32, len(t.EMA))
+		be.CopyToHost(eh, t.EMA)
 		ema := map[string]safetensors.Tensor{}
 		for _, v := range p.Layout.Views() {
-			ema[v.Name] = safetensors.F32(v.Shape, t.EMA[v.Offset:v.Offset+v.Size])
+			ema[v.Name] = safetensors.F32(v.Shape, eh[v.Offset:v.Offset+v.Size])
 		}
 		if enc, err = safetensors.Encode(ema, meta); err != nil {
 			return err
@@ -587,10 +595,11 @@ func (t *Trainer) loadCheckpoint(dir string) error {
 	if err := json.Unmarshal(raw, &t.State); err != nil {
 		return fmt.Errorf("train: resume: %s: %w", filepath.Join(dir, StateFile), err)
 	}
-	m, err := unet.Load(dir, nil)
+	m, err := unet.Load(dir, t.Cfg.Backend)
 	if err != nil {
 		return fmt.Errorf("train: resume: %w", err)
 	}
+	be := m.Backend()
 	if !reflect.DeepEqual(m.Config, *t.Cfg.ModelConfig) {
 		return fmt.Errorf("train: config/checkpoint mismatch: the train config's model %+v differs from the checkpoint's %+v (%s)", *t.Cfg.ModelConfig, m.Config, filepath.Join(dir, unet.ConfigFile))
 	}
@@ -618,7 +627,7 @@ func (t *Trainer) loadCheckpoint(dir string) error {
 			if err != nil || len(vals) != v.Size {
 				return fmt.Errorf("train: resume: %s: bad tensor %s", OptimizerFile, kv.name)
 			}
-			copy(kv.dst[v.Offset:], vals)
+			be.CopyToDevice(kv.dst[v.Offset:v.Offset+v.Size], vals)
 		}
 	}
 	steps, err := opt["step"].Ints()
@@ -632,13 +641,13 @@ func (t *Trainer) loadCheckpoint(dir string) error {
 		if err != nil {
 			return fmt.Errorf("train: resume: %w", err)
 		}
-		t.EMA = make([]float32, len(p.Data))
+		t.EMA = be.Alloc(len(p.Data), kernels.ForMoments)
 		for _, v := range p.Layout.Views() {
 			vals, err := ema[v.Name].Float32s()
 			if err != nil || len(vals) != v.Size {
 				return fmt.Errorf("train: resume: %s: bad tensor %s", EMAFile, v.Name)
 			}
-			copy(t.EMA[v.Offset:], vals)
+			be.CopyToDevice(t.EMA[v.Offset:v.Offset+v.Size], vals)
 		}
 	}
 	t.Model = m

@@ -45,7 +45,8 @@ func (m *Model) Loss(in *Batch, noise, weight []float32, backward bool) (float64
 // stageInput copies host data into a backend buffer kept for reuse.
 func (m *Model) stageInput(buf *[]float32, host []float32) []float32 {
 	if len(*buf) != len(host) {
-		*buf = m.be.Alloc(len(host))
+		m.be.Free(*buf)
+		*buf = m.be.Alloc(len(host), kernels.ForStats)
 	}
 	m.be.CopyToDevice(*buf, host)
 	return *buf

@@ -45,6 +45,7 @@ type Model struct {
 	tokens              []int32   // (B*L)
 	mask                []bool    // (B*L)
 	noiseBuf, weightBuf []float32
+	hostBuf             []float32 // Host's copy
 }
 
 // NewModel builds the model for cfg on backend be (nil means kernels.CPU)
@@ -54,7 +55,7 @@ func NewModel(cfg Config, be kernels.Backend) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.Params = kernels.NewParams(m.Params.Layout)
+	m.Params = kernels.NewParams(m.be, m.Params.Layout)
 	return m, nil
 }
 
@@ -65,7 +66,7 @@ func NewInferenceModel(cfg Config, be kernels.Backend) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.Params = kernels.NewInferenceParams(m.Params.Layout)
+	m.Params = kernels.NewInferenceParams(m.be, m.Params.Layout)
 	m.NoGrad = true
 	return m, nil
 }
@@ -143,6 +144,24 @@ func (m *Model) dp(v kernels.View) []float32 {
 // Backend is the kernels the model runs on.
 func (m *Model) Backend() kernels.Backend { return m.be }
 
+// ZeroGrad clears the parameter gradients (on the model's backend).
+func (m *Model) ZeroGrad() { m.be.Zero(m.Params.Grad) }
+
+// Host returns the values of buf, a buffer of the model's backend (such as
+// what Forward returns), as host memory: buf itself on the CPU, else a copy
+// into a slice the model reuses until the next call.
+func (m *Model) Host(buf []float32) []float32 {
+	if _, ok := m.be.(*kernels.CPU); ok {
+		return buf
+	}
+	if cap(m.hostBuf) < len(buf) {
+		m.hostBuf = make([]float32, len(buf))
+	}
+	h := m.hostBuf[:len(buf)]
+	m.be.CopyToHost(h, buf)
+	return h
+}
+
 // NumParams is the parameter count.
 func (m *Model) NumParams() int { return m.Params.Layout.Size() }
 
@@ -164,16 +183,38 @@ func (m *Model) SetBatch(B int) {
 	}
 	var count arena
 	reserve(&count)
-	a := arena{act: m.be.Alloc(count.nAct), stat: m.be.Alloc(count.nStat)}
+	m.freeActivations()
+	a := arena{act: m.be.Alloc(count.nAct, kernels.ForActivations), stat: m.be.Alloc(count.nStat, kernels.ForStats)}
 	if !m.NoGrad {
-		a.grad = m.be.Alloc(count.nAct)
+		a.grad = m.be.Alloc(count.nAct, kernels.ForActivations)
 	}
 	reserve(&a)
 	m.act, m.grad, m.stat = a.act, a.grad, a.stat
 	m.scratch = nil
 	if !m.NoGrad {
-		m.scratch = m.be.Alloc(m.scratchN)
+		m.scratch = m.be.Alloc(m.scratchN, kernels.ForStats)
 	}
+}
+
+// freeActivations releases the activation buffers of the last SetBatch.
+func (m *Model) freeActivations() {
+	for _, b := range [][]float32{m.act, m.grad, m.stat, m.scratch} {
+		m.be.Free(b)
+	}
+	m.act, m.grad, m.stat, m.scratch = nil, nil, nil, nil
+}
+
+// Close releases the model's backend memory (parameters, activations,
+// staging buffers); the model is unusable after it. On the CPU it only drops
+// references.
+func (m *Model) Close() {
+	m.freeActivations()
+	p := m.Params
+	for _, b := range [][]float32{p.Data, p.Grad, p.M, p.V, m.noiseBuf, m.weightBuf} {
+		m.be.Free(b)
+	}
+	p.Data, p.Grad, p.M, p.V, m.noiseBuf, m.weightBuf = nil, nil, nil, nil, nil, nil
+	m.B = 0
 }
 
 // ActivationFloats is the element count of the activation buffers for the
@@ -371,8 +412,10 @@ func (m *Model) dropoutSeed(layer int) uint64 {
 // N(0, 0.01^2) here.
 func (m *Model) Init(seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 0x6b656469666621))
+	host := make([]float32, len(m.Params.Data))
+	defer m.be.CopyToDevice(m.Params.Data, host)
 	for _, v := range m.Params.Layout.Views() {
-		w := m.p(v)
+		w := host[v.Offset : v.Offset+v.Size]
 		name := v.Name
 		switch {
 		case strings.Contains(name, "out_layers.3.") || strings.Contains(name, "proj_out.") || strings.HasPrefix(name, "out.2."):

@@ -51,7 +51,7 @@ func runModel(ctx context.Context, args []string) error {
 		return err
 	}
 	c := m.Config
-	out := map[string]safetensors.Tensor{"eps": safetensors.F32([]int{batch.N(), c.OutChannels, c.ImageSize, c.ImageSize}, eps)}
+	out := map[string]safetensors.Tensor{"eps": safetensors.F32([]int{batch.N(), c.OutChannels, c.ImageSize, c.ImageSize}, m.Host(eps))}
 	if err := safetensors.WriteFile(*output, out, nil); err != nil {
 		return err
 	}
