@@ -6,10 +6,11 @@ import (
 	"math"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 
+	"github.com/kediff/kediff/internal/cudaemu"
 	"github.com/kediff/kediff/internal/testckpt"
+	"github.com/kediff/kediff/kernels/cuda"
 	"github.com/kediff/kediff/unet"
 )
 
@@ -86,4 +87,40 @@ func relErr(a, b []float32) float64 {
 	return math.Sqrt(num / den)
 }
 
-var _ = strings.Contains
+// TestSampleOnEmulatedDevice: the same run through kernels/cuda's device path
+// (its host emulation) gives the CPU's latents (1e-4 in fp32, 2e-2 with
+// bf16 activations).
+func TestSampleOnEmulatedDevice(t *testing.T) {
+	cudaemu.Lib(t)
+	mix := twoExperts(t, unet.TinyConfig())
+	opt := DefaultOptions()
+	opt.Steps, opt.Seed, opt.Guidance = 12, 3, 3
+	prompts := []string{"a red circle", "蓝色的方块"}
+	want, err := Run(context.Background(), mix, prompts, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bf := range []bool{false, true} {
+		d, err := cuda.Open(cuda.Options{Emulate: true, BF16: bf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := opt
+		o.Backend = d
+		got, err := Run(context.Background(), mix, prompts, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tol := 1e-4
+		if bf {
+			tol = 2e-2
+		}
+		for i := range want.Images {
+			if e := relErr(got.Images[i].X0, want.Images[i].X0); !(e <= tol) {
+				t.Errorf("bf16 %v, image %d: rel err %.3g against the CPU (> %g)", bf, i, e, tol)
+			} else {
+				t.Logf("bf16 %v, image %d: rel err %.3g", bf, i, e)
+			}
+		}
+	}
+}

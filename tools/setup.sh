@@ -5,9 +5,28 @@
 #   tools/setup.sh           everything (tests, reference tools, benchmarks)
 #   tools/setup.sh runtime   only what running kediff needs: libjpeg-turbo,
 #                            OpenBLAS and onnxruntime
+#   tools/setup.sh cuda      the CUDA toolchain (PyPI, tools/requirements-cuda.txt)
+#                            into .cache/cuda, for task build-cuda
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
+
+# pyvenv DIR REQUIREMENTS [venv options]: a venv with the pinned packages,
+# made again when the requirements change.
+pyvenv() {
+  local venv=$1 req=$2
+  shift 2
+  local want
+  want=$(sha256sum "$req" | cut -d' ' -f1)
+  if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
+    echo "setup: making $venv ($req)"
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$@" "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$req"
+    echo "$want" > "$venv/.requirements.sha256"
+  fi
+}
+
 
 # Debian packages:
 #   libturbojpeg0           libjpeg-turbo, loaded at run time by imaging/ (the pure-Go decoder is the fallback)
@@ -19,6 +38,9 @@ what=${1:-all}
 #   python3-torch           PyTorch references: unet/ loads Go checkpoints into it in its tests
 #   python3-venv            the tools venv below
 apt_pkgs=(libturbojpeg0 libopenblas0 libdnnl2)
+if [ "$what" = cuda ]; then
+  apt_pkgs=(python3-venv)
+fi
 if [ "$what" = all ]; then
   apt_pkgs+=(libjpeg-turbo-progs python3-jieba python3-pil python3-torch python3-venv)
 fi
@@ -39,19 +61,16 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+if [ "$what" = cuda ]; then
+  pyvenv .cache/cuda tools/requirements-cuda.txt
+  exit 0
+fi
+
 # The tools venv: PyPI packages pinned in tools/requirements.txt (diffusers'
 # schedulers, ...) over Debian's python3 with its site packages (torch, numpy,
-# PIL). Made again when the requirements change.
+# PIL).
 if [ "$what" = all ]; then
-  venv=.cache/venv
-  want=$(sha256sum tools/requirements.txt | cut -d' ' -f1)
-  if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
-    echo "setup: making the tools venv $venv (tools/requirements.txt)"
-    rm -rf "$venv"
-    /usr/bin/python3 -m venv --system-site-packages "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r tools/requirements.txt
-    echo "$want" > "$venv/.requirements.sha256"
-  fi
+  pyvenv .cache/venv tools/requirements.txt --system-site-packages
 fi
 
 # npm: DuckDB, the independent Parquet reader that the shard tests query.

@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
+
+	"github.com/kediff/kediff/kernels/cuda"
 )
 
 // command is one subcommand: its one-line summary and its entry point.
@@ -56,7 +58,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	stopProfile := startProfile(os.Getenv("KEDIFF_CPUPROFILE"))
-	err := cmd.run(ctx, os.Args[2:])
+	err := runCommand(ctx, cmd, os.Args[2:])
 	stopProfile()
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -65,6 +67,21 @@ func main() {
 		fmt.Fprintf(os.Stderr, "kediff %s: %v\n", os.Args[1], err)
 		os.Exit(1)
 	}
+}
+
+// runCommand runs cmd, turning a device failure (a *cuda.Error, which the
+// Backend methods panic with) into the command's error.
+func runCommand(ctx context.Context, cmd command, args []string) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			e, ok := p.(*cuda.Error)
+			if !ok {
+				panic(p)
+			}
+			err = e
+		}
+	}()
+	return cmd.run(ctx, args)
 }
 
 // startProfile writes a CPU profile of the whole command to path (from

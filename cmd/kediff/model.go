@@ -23,6 +23,7 @@ func runModel(ctx context.Context, args []string) error {
 	ckpt := fs.String("checkpoint", "", "checkpoint directory (config.json + model.safetensors)")
 	inputs := fs.String("inputs", "", "safetensors with x (float32 B,C,H,W), timesteps (int64 B), tokens (int64 B,L), mask (bool B,L); optional keyword (bool B,L) and w_a (float32 B)")
 	output := fs.String("output", "", "safetensors to write with eps (float32 B,C,H,W)")
+	dev := addDeviceFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: kediff model run --checkpoint DIR --inputs IN.safetensors --output OUT.safetensors\n\n"+
 			"Runs one forward pass (eval mode, no dropout) on inputs as PyTorch writes them\n(safetensors.torch.save_file) and writes eps.\n\nflags:\n")
@@ -34,7 +35,11 @@ func runModel(ctx context.Context, args []string) error {
 	if *ckpt == "" || *inputs == "" || *output == "" {
 		return errors.New("--checkpoint, --inputs and --output are required")
 	}
-	m, err := unet.Load(*ckpt, nil)
+	be, err := dev.open()
+	if err != nil {
+		return err
+	}
+	m, err := unet.Load(*ckpt, be)
 	if err != nil {
 		return err
 	}

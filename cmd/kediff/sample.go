@@ -50,6 +50,7 @@ func runSample(ctx context.Context, args []string) error {
 	saveLatents := fs.Bool("save-latents", false, "also write latents-NNNNN.safetensors per batch (x_T, tokens/mask of both halves, x_0)")
 	gridCols := fs.Int("grid-cols", 0, "images per grid row (0: images per prompt, or about the square root)")
 	quiet := fs.Bool("quiet", false, "no progress bars")
+	dev := addDeviceFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: kediff sample [--base DIR] [--experts DIRS] (--prompt TEXT... | --prompts FILE [--csv-column NAME]) --vae-decoder PATH [flags]\n\n"+
 			"Samples images: each denoising step runs on the expert whose timestep block holds it\n(the base where none does), with classifier-free guidance, then decodes the latents.\n\nflags:\n")
@@ -154,7 +155,11 @@ func runSample(ctx context.Context, args []string) error {
 		return fmt.Errorf("--vae-decoder %s: %w", *decoder, err)
 	}
 
-	opt := sample.Options{Scheduler: *scheduler, Steps: *steps, Eta: *eta, Guidance: *guidance, Seed: *seed,
+	be, err := dev.open()
+	if err != nil {
+		return err
+	}
+	opt := sample.Options{Backend: be, Scheduler: *scheduler, Steps: *steps, Eta: *eta, Guidance: *guidance, Seed: *seed,
 		Batch: *batch, ImagesPerPrompt: *perPrompt, KeepNoise: *saveLatents, Warn: warn,
 		Timesteps: &diffusion.Config{TimestepSpacing: *spacing, StepsOffset: *offset, SetAlphaToOne: *alphaOne}}
 	if *initNoise != "" {

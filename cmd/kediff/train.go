@@ -47,6 +47,7 @@ func runTrain(ctx context.Context, args []string) error {
 	rank := fs.Int("rank", 0, "this process's rank (data split)")
 	world := fs.Int("world", 1, "number of processes (data split)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	dev := addDeviceFlags(fs)
 	sampleEvery := fs.Int("sample-every", -1, "draw a sample grid of the config's sample_prompts every N steps into OUT/samples (0: never; default: the config's sample_every)")
 	var experts *int
 	var base *string
@@ -75,6 +76,9 @@ func runTrain(ctx context.Context, args []string) error {
 		cfg.Steps = *steps
 	}
 	cfg.Rank, cfg.World = *rank, *world
+	if cfg.Backend, err = dev.open(); err != nil {
+		return err
+	}
 	if *sampleEvery >= 0 {
 		cfg.SampleEvery = *sampleEvery
 	}

@@ -1,0 +1,25 @@
+//go:build !cgo
+
+package cuda
+
+import (
+	"errors"
+
+	"github.com/kediff/kediff/kernels"
+)
+
+// Device is unavailable without cgo.
+type Device struct{ kernels.CPU }
+
+// String names the device.
+func (*Device) String() string { return "no device (built without cgo)" }
+
+// Sync does nothing.
+func (*Device) Sync() {}
+
+// DType is "fp32".
+func (*Device) DType([]float32) string { return "fp32" }
+
+func open(path string, device int, emu, bf16 bool) (*Device, error) {
+	return nil, errors.New("kernels/cuda: this kediff was built without cgo (CGO_ENABLED=0): --device cuda needs a cgo build")
+}
