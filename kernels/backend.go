@@ -7,11 +7,12 @@ package kernels
 type Purpose uint8
 
 const (
-	ForParams      Purpose = iota // parameter values (the fp32 master weights)
-	ForGrads                      // parameter gradients
-	ForMoments                    // optimizer state (AdamW moments, EMA weights)
-	ForActivations                // activations and their gradients
-	ForStats                      // norm statistics, attention probabilities, per-call inputs
+	ForParams          Purpose = iota // parameter values (the fp32 master weights)
+	ForGrads                          // parameter gradients
+	ForMoments                        // optimizer state (AdamW moments, EMA weights)
+	ForActivations                    // activations
+	ForActivationGrads                // the gradients of activations
+	ForStats                          // norm statistics, attention probabilities, per-call inputs
 )
 
 // Backend is the set of ops a model is built from, op by op, over float32

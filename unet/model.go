@@ -186,7 +186,7 @@ func (m *Model) SetBatch(B int) {
 	m.freeActivations()
 	a := arena{act: m.be.Alloc(count.nAct, kernels.ForActivations), stat: m.be.Alloc(count.nStat, kernels.ForStats)}
 	if !m.NoGrad {
-		a.grad = m.be.Alloc(count.nAct, kernels.ForActivations)
+		a.grad = m.be.Alloc(count.nAct, kernels.ForActivationGrads)
 	}
 	reserve(&a)
 	m.act, m.grad, m.stat = a.act, a.grad, a.stat

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"strings"
 
+	"github.com/kediff/kediff/kernels"
 	"github.com/kediff/kediff/kernels/cuda"
 	"github.com/kediff/kediff/train"
 	"github.com/kediff/kediff/unet"
@@ -29,6 +31,7 @@ func runKernels(ctx context.Context, args []string) error {
 	batch := fs.Int("batch", 4, "batch size of the recorded training step")
 	seed := fs.Uint64("seed", 1, "seed of the random inputs")
 	quiet := fs.Bool("quiet", false, "print failures and the verdict only")
+	step := fs.Bool("step", true, "also compare a whole training step (loss and every parameter gradient) on the device and on the CPU from the same weights and batch")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: kediff kernels check [flags]\n\n"+
 			"Runs one training step of the config's model on the CPU while recording every\n"+
@@ -62,7 +65,8 @@ func runKernels(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cases, err := recordStep(*tc.ModelConfig, *batch, *seed)
+	cfg := *tc.ModelConfig
+	cases, err := recordStep(cfg, *batch, *seed)
 	if err != nil {
 		return err
 	}
@@ -96,6 +100,33 @@ func runKernels(ctx context.Context, args []string) error {
 			p = "bf16"
 		}
 		fmt.Printf("%s: %s\n", p, cuda.Summary(res))
+		if *step {
+			// fp32: the device step must be the CPU's. bf16: its distance from
+			// the CPU's fp32 step is bf16's own error (per gradient up to
+			// about 3e-2 on these models; bf16 GEMM inputs alone give 2e-2),
+			// so a GPU is judged against the emulation, which runs the same
+			// bf16 algorithm on the host, when that library is there.
+			tol := cuda.TolFP32
+			if bf {
+				tol = stepTolBF16
+			}
+			ok, line, err := compareStep(d, nil, "the CPU", cfg, *batch, *seed, tol)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("%s: %s\n", p, line)
+			if bf && !o.Emulate {
+				if emu, err := cuda.Open(cuda.Options{Emulate: true, BF16: true}); err == nil {
+					if ok, line, err = compareStep(d, emu, "the bf16 emulation", cfg, *batch, *seed, stepTolSameBF16); err != nil {
+						return err
+					}
+					fmt.Printf("%s: %s\n", p, line)
+				} else {
+					fmt.Printf("%s: no emulation library to compare the bf16 step with (%v)\n", p, err)
+				}
+			}
+			failed = failed || !ok
+		}
 	}
 	if failed {
 		return errors.New("some device kernels differ from the CPU reference")
@@ -103,16 +134,8 @@ func runKernels(ctx context.Context, args []string) error {
 	return nil
 }
 
-// recordStep runs one training step (forward, loss, backward, clipping,
-// AdamW, EMA) of a model of cfg on a recorder and returns its kernel cases.
-func recordStep(cfg unet.Config, B int, seed uint64) ([]cuda.Case, error) {
-	rec := cuda.NewRecorder()
-	m, err := unet.NewModel(cfg, rec)
-	if err != nil {
-		return nil, err
-	}
-	m.Init(seed)
-	m.Train = true
+// stepInputs is a random training batch of cfg's shapes.
+func stepInputs(cfg unet.Config, B int, seed uint64) (*unet.Batch, []float32, []float32) {
 	rng := rand.New(rand.NewPCG(seed, 3))
 	L, S := cfg.TextCtx, cfg.ImageSize
 	n := B * cfg.InChannels * S * S
@@ -136,6 +159,99 @@ func recordStep(cfg unet.Config, B int, seed uint64) ([]cuda.Case, error) {
 			in.Keyword = append(in.Keyword, j < length && rng.IntN(2) == 0)
 		}
 	}
+	return in, noise, w
+}
+
+// Tolerances of the training-step comparison with bf16 activations: against
+// the CPU's fp32 step, and against the same bf16 algorithm (the emulation).
+const (
+	stepTolBF16     = 3e-2
+	stepTolSameBF16 = 1e-3
+)
+
+// compareStep runs the loss and backward pass of one batch on ref (nil: the
+// CPU), called refName, and on dev from the same weights (random, with
+// GLIDE's zero layers made non-zero so that every gradient is non-trivial)
+// and compares the loss and every parameter gradient (norm-wise relative
+// error within tol).
+func compareStep(dev, ref kernels.Backend, refName string, cfg unet.Config, B int, seed uint64, tol float64) (bool, string, error) {
+	cfg.Dropout = 0 // the same masks on both sides need no dropout at all
+	init, err := unet.NewModel(cfg, nil)
+	if err != nil {
+		return false, "", err
+	}
+	init.Init(seed)
+	rng := rand.New(rand.NewPCG(seed, 5))
+	for i := range init.Params.Data {
+		init.Params.Data[i] += float32(0.02 * rng.NormFloat64())
+	}
+	in, noise, w := stepInputs(cfg, B, seed)
+	step := func(be kernels.Backend) (float64, []float32, error) {
+		m := init
+		if be != nil {
+			if m, err = unet.NewModel(cfg, be); err != nil {
+				return 0, nil, err
+			}
+			defer m.Close()
+			if err := m.LoadStateDict(init.StateDict()); err != nil {
+				return 0, nil, err
+			}
+		}
+		m.ZeroGrad()
+		loss, err := m.Loss(in, noise, w, true)
+		if err != nil {
+			return 0, nil, err
+		}
+		g := make([]float32, len(m.Params.Grad))
+		m.Backend().CopyToHost(g, m.Params.Grad)
+		return loss, g, nil
+	}
+	want, refGrads, err := step(ref)
+	if err != nil {
+		return false, "", err
+	}
+	got, grads, err := step(dev)
+	if err != nil {
+		return false, "", err
+	}
+	ok := math.Abs(got-want)/math.Abs(want) <= tol
+	worst, worstName, bad := 0.0, "", 0
+	for _, v := range init.Params.Layout.Views() {
+		g, r := grads[v.Offset:v.Offset+v.Size], refGrads[v.Offset:v.Offset+v.Size]
+		var num, den float64
+		for i := range r {
+			d := float64(g[i]) - float64(r[i])
+			num += d * d
+			den += float64(r[i]) * float64(r[i])
+		}
+		e := math.Sqrt(num / math.Max(den, 1e-300))
+		if math.IsNaN(e) || e > tol {
+			bad++
+			ok = false
+		}
+		if e > worst || math.IsNaN(e) {
+			worst, worstName = e, v.Name
+		}
+	}
+	verdict := "agrees with"
+	if !ok {
+		verdict = "DIFFERS from"
+	}
+	return ok, fmt.Sprintf("training step %s %s: loss %.7f vs %.7f (rel %.2e); %d gradients, %d beyond %.0e, worst %s %.2e",
+		verdict, refName, got, want, math.Abs(got-want)/math.Abs(want), len(init.Params.Layout.Views()), bad, tol, worstName, worst), nil
+}
+
+// recordStep runs one training step (forward, loss, backward, clipping,
+// AdamW, EMA) of a model of cfg on a recorder and returns its kernel cases.
+func recordStep(cfg unet.Config, B int, seed uint64) ([]cuda.Case, error) {
+	rec := cuda.NewRecorder()
+	m, err := unet.NewModel(cfg, rec)
+	if err != nil {
+		return nil, err
+	}
+	m.Init(seed)
+	m.Train = true
+	in, noise, w := stepInputs(cfg, B, seed)
 	if _, _, err := m.TrainStep(in, noise, w, unet.DefaultOptim()); err != nil {
 		return nil, err
 	}

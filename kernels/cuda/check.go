@@ -94,6 +94,7 @@ func opt(b []float32, arg Arg) Arg {
 
 const (
 	act   = kernels.ForActivations
+	agrd  = kernels.ForActivationGrads
 	par   = kernels.ForParams
 	grd   = kernels.ForGrads
 	stat  = kernels.ForStats
@@ -128,7 +129,7 @@ func (r *Recorder) Conv2DForward(o, inp, weight, bias []float32, s kernels.ConvS
 func (r *Recorder) Conv2DBackward(dinp, dweight, dbias, dout, inp, weight []float32, s kernels.ConvShape) {
 	r.CPU.Conv2DBackward(dinp, dweight, dbias, dout, inp, weight, s)
 	r.add("Conv2DBackward", convKey(s, dbias != nil)+fmt.Sprintf(" dinp %v", dinp != nil),
-		[]Arg{opt(dinp, a(s.B*s.C*s.H*s.W, accum, act)), a(s.OC*s.C*s.K*s.K, accum, grd), opt(dbias, a(s.OC, accum, grd)), a(s.B*s.OC*s.OH()*s.OW(), in, act), a(s.B*s.C*s.H*s.W, in, act), a(s.OC*s.C*s.K*s.K, in, par)},
+		[]Arg{opt(dinp, a(s.B*s.C*s.H*s.W, accum, agrd)), a(s.OC*s.C*s.K*s.K, accum, grd), opt(dbias, a(s.OC, accum, grd)), a(s.B*s.OC*s.OH()*s.OW(), in, agrd), a(s.B*s.C*s.H*s.W, in, act), a(s.OC*s.C*s.K*s.K, in, par)},
 		func(be kernels.Backend, b [][]float32) float64 {
 			be.Conv2DBackward(b[0], b[1], b[2], b[3], b[4], b[5], s)
 			return 0
@@ -152,7 +153,7 @@ func (r *Recorder) GroupNormForward(o, mean, rstd, inp, weight, bias []float32, 
 func (r *Recorder) GroupNormBackward(dinp, dweight, dbias, dout, inp, weight, mean, rstd []float32, B, C, HW, G int) {
 	r.CPU.GroupNormBackward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, B, C, HW, G)
 	r.add("GroupNormBackward", fmt.Sprintf("B%d C%d HW%d G%d dinp %v", B, C, HW, G, dinp != nil),
-		[]Arg{opt(dinp, a(B*C*HW, accum, act)), a(C, accum, grd), a(C, accum, grd), a(B*C*HW, in, act), a(B*C*HW, in, act), ag(C, in, par, genPositive), a(B*G, in, stat), ag(B*G, in, stat, genPositive)},
+		[]Arg{opt(dinp, a(B*C*HW, accum, agrd)), a(C, accum, grd), a(C, accum, grd), a(B*C*HW, in, agrd), a(B*C*HW, in, act), ag(C, in, par, genPositive), a(B*G, in, stat), ag(B*G, in, stat, genPositive)},
 		func(be kernels.Backend, b [][]float32) float64 {
 			be.GroupNormBackward(b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], B, C, HW, G)
 			return 0
@@ -172,7 +173,7 @@ func (r *Recorder) LayerNormForward(o, mean, rstd, inp, weight, bias []float32, 
 func (r *Recorder) LayerNormBackward(dinp, dweight, dbias, dout, inp, weight, mean, rstd []float32, N, C int) {
 	r.CPU.LayerNormBackward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C)
 	r.add("LayerNormBackward", fmt.Sprintf("N%d C%d dinp %v", N, C, dinp != nil),
-		[]Arg{opt(dinp, a(N*C, accum, act)), a(C, accum, grd), a(C, accum, grd), a(N*C, in, act), a(N*C, in, act), ag(C, in, par, genPositive), a(N, in, stat), ag(N, in, stat, genPositive)},
+		[]Arg{opt(dinp, a(N*C, accum, agrd)), a(C, accum, grd), a(C, accum, grd), a(N*C, in, agrd), a(N*C, in, act), ag(C, in, par, genPositive), a(N, in, stat), ag(N, in, stat, genPositive)},
 		func(be kernels.Backend, b [][]float32) float64 {
 			be.LayerNormBackward(b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], N, C)
 			return 0
@@ -192,7 +193,7 @@ func (r *Recorder) LinearForward(o, inp, weight, bias []float32, N, C, OC int) {
 func (r *Recorder) LinearBackward(dinp, dweight, dbias, dout, inp, weight []float32, N, C, OC int) {
 	r.CPU.LinearBackward(dinp, dweight, dbias, dout, inp, weight, N, C, OC)
 	r.add("LinearBackward", fmt.Sprintf("N%d C%d OC%d dinp %v dbias %v", N, C, OC, dinp != nil, dbias != nil),
-		[]Arg{opt(dinp, a(N*C, accum, act)), a(OC*C, accum, grd), opt(dbias, a(OC, accum, grd)), a(N*OC, in, act), a(N*C, in, act), a(OC*C, in, par)},
+		[]Arg{opt(dinp, a(N*C, accum, agrd)), a(OC*C, accum, grd), opt(dbias, a(OC, accum, grd)), a(N*OC, in, agrd), a(N*C, in, act), a(OC*C, in, par)},
 		func(be kernels.Backend, b [][]float32) float64 {
 			be.LinearBackward(b[0], b[1], b[2], b[3], b[4], b[5], N, C, OC)
 			return 0
@@ -205,7 +206,7 @@ func (r *Recorder) unary(op string, n int, run func(be kernels.Backend, o, i []f
 }
 
 func (r *Recorder) unaryBwd(op string, n int, run func(be kernels.Backend, dx, dy, x []float32)) {
-	r.add(op, fmt.Sprintf("n%d", n), []Arg{a(n, accum, act), a(n, in, act), a(n, in, act)},
+	r.add(op, fmt.Sprintf("n%d", n), []Arg{a(n, accum, agrd), a(n, in, agrd), a(n, in, act)},
 		func(be kernels.Backend, b [][]float32) float64 { run(be, b[0], b[1], b[2]); return 0 })
 }
 
@@ -236,7 +237,7 @@ func (r *Recorder) DropoutForward(o, inp []float32, n int, p float64, seed uint6
 
 func (r *Recorder) DropoutBackward(dinp, dout []float32, n int, p float64, seed uint64) {
 	r.CPU.DropoutBackward(dinp, dout, n, p, seed)
-	r.add("DropoutBackward", fmt.Sprintf("n%d p%g", n, p), []Arg{a(n, accum, act), a(n, in, act)},
+	r.add("DropoutBackward", fmt.Sprintf("n%d p%g", n, p), []Arg{a(n, accum, agrd), a(n, in, agrd)},
 		func(be kernels.Backend, b [][]float32) float64 { be.DropoutBackward(b[0], b[1], n, p, seed); return 0 })
 }
 
@@ -248,7 +249,7 @@ func (r *Recorder) SoftmaxForward(o, inp []float32, N, C int) {
 
 func (r *Recorder) SoftmaxBackward(dinp, dout, o []float32, N, C int) {
 	r.CPU.SoftmaxBackward(dinp, dout, o, N, C)
-	r.add("SoftmaxBackward", fmt.Sprintf("N%d C%d", N, C), []Arg{a(N*C, accum, act), a(N*C, in, act), ag(N*C, in, act, genUnit)},
+	r.add("SoftmaxBackward", fmt.Sprintf("N%d C%d", N, C), []Arg{a(N*C, accum, agrd), a(N*C, in, agrd), ag(N*C, in, act, genUnit)},
 		func(be kernels.Backend, b [][]float32) float64 { be.SoftmaxBackward(b[0], b[1], b[2], N, C); return 0 })
 }
 
@@ -271,7 +272,7 @@ func (r *Recorder) AttentionBackward(dq, dk, dv, scratch, dout, att, q, k, v, ke
 	r.CPU.AttentionBackward(dq, dk, dv, scratch, dout, att, q, k, v, keyScale, s)
 	bh := s.B * s.NH
 	r.add("AttentionBackward", attnKey(s, keyScale != nil, false),
-		[]Arg{a(bh*s.Nq*s.D, accum, act), a(bh*s.Nk*s.D, accum, act), a(bh*s.Nk*s.D, accum, act), a(bh*s.Nq*s.Nk, out, stat), a(bh*s.Nq*s.D, in, act), ag(bh*s.Nq*s.Nk, in, stat, genUnit), a(bh*s.Nq*s.D, in, act), a(bh*s.Nk*s.D, in, act), a(bh*s.Nk*s.D, in, act), opt(keyScale, ag(s.B*s.Nk, in, stat, genScale))},
+		[]Arg{a(bh*s.Nq*s.D, accum, agrd), a(bh*s.Nk*s.D, accum, agrd), a(bh*s.Nk*s.D, accum, agrd), a(bh*s.Nq*s.Nk, out, stat), a(bh*s.Nq*s.D, in, agrd), ag(bh*s.Nq*s.Nk, in, stat, genUnit), a(bh*s.Nq*s.D, in, act), a(bh*s.Nk*s.D, in, act), a(bh*s.Nk*s.D, in, act), opt(keyScale, ag(s.B*s.Nk, in, stat, genScale))},
 		func(be kernels.Backend, b [][]float32) float64 {
 			be.AttentionBackward(b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], s)
 			return 0
@@ -288,7 +289,7 @@ func (r *Recorder) Permute0213(o, inp []float32, A, B, C, D int) {
 func (r *Recorder) Permute0213Backward(dinp, dout []float32, A, B, C, D int) {
 	r.CPU.Permute0213Backward(dinp, dout, A, B, C, D)
 	n := A * B * C * D
-	r.add("Permute0213Backward", fmt.Sprintf("%dx%dx%dx%d", A, B, C, D), []Arg{a(n, accum, act), a(n, in, act)},
+	r.add("Permute0213Backward", fmt.Sprintf("%dx%dx%dx%d", A, B, C, D), []Arg{a(n, accum, agrd), a(n, in, agrd)},
 		func(be kernels.Backend, b [][]float32) float64 {
 			be.Permute0213Backward(b[0], b[1], A, B, C, D)
 			return 0
@@ -316,7 +317,7 @@ func (r *Recorder) EmbeddingBackward(dtable, dout []float32, tokens []int32, V, 
 	r.CPU.EmbeddingBackward(dtable, dout, tokens, V, C)
 	n := len(tokens)
 	tok := r.tokens(n, V)
-	r.add("EmbeddingBackward", fmt.Sprintf("N%d V%d C%d", n, V, C), []Arg{a(V*C, accum, grd), a(n*C, in, act)},
+	r.add("EmbeddingBackward", fmt.Sprintf("N%d V%d C%d", n, V, C), []Arg{a(V*C, accum, grd), a(n*C, in, agrd)},
 		func(be kernels.Backend, b [][]float32) float64 { be.EmbeddingBackward(b[0], b[1], tok, V, C); return 0 })
 }
 
@@ -330,7 +331,11 @@ func (r *Recorder) TimestepEmbedding(o, t []float32, B, dim int, maxPeriod float
 }
 
 func (r *Recorder) spatial(op string, N, H, W, nOut, nIn, kind int, run func(be kernels.Backend, x, y []float32)) {
-	r.add(op, fmt.Sprintf("N%d %dx%d", N, H, W), []Arg{a(nOut, kind, act), a(nIn, in, act)},
+	p := act
+	if kind == accum { // a backward pass: both are gradients
+		p = agrd
+	}
+	r.add(op, fmt.Sprintf("N%d %dx%d", N, H, W), []Arg{a(nOut, kind, p), a(nIn, in, p)},
 		func(be kernels.Backend, b [][]float32) float64 { run(be, b[0], b[1]); return 0 })
 }
 
@@ -362,8 +367,11 @@ func (r *Recorder) AddForward(o, x, y []float32, n int) {
 
 func (r *Recorder) Accumulate(dst, src []float32, n int) {
 	r.CPU.Accumulate(dst, src, n)
-	r.add("Accumulate", fmt.Sprintf("n%d", n), []Arg{a(n, accum, act), a(n, in, act)},
-		func(be kernels.Backend, b [][]float32) float64 { be.Accumulate(b[0], b[1], n); return 0 })
+	// on activations (forward) and on their gradients (backward) alike
+	for _, p := range []kernels.Purpose{act, agrd} {
+		r.add("Accumulate", fmt.Sprintf("n%d purpose %d", n, p), []Arg{a(n, accum, p), a(n, in, p)},
+			func(be kernels.Backend, b [][]float32) float64 { be.Accumulate(b[0], b[1], n); return 0 })
+	}
 }
 
 func (r *Recorder) ScaleShiftForward(o, inp, scale, shift []float32, B, C, HW int) {
@@ -379,7 +387,7 @@ func (r *Recorder) ScaleShiftForward(o, inp, scale, shift []float32, B, C, HW in
 func (r *Recorder) ScaleShiftBackward(dinp, dscale, dshift, dout, inp, scale []float32, B, C, HW int) {
 	r.CPU.ScaleShiftBackward(dinp, dscale, dshift, dout, inp, scale, B, C, HW)
 	r.add("ScaleShiftBackward", fmt.Sprintf("B%d C%d HW%d dinp %v scale %v", B, C, HW, dinp != nil, scale != nil),
-		[]Arg{opt(dinp, a(B*C*HW, accum, act)), opt(dscale, a(B*C, accum, act)), a(B*C, accum, act), a(B*C*HW, in, act), a(B*C*HW, in, act), opt(scale, a(B*C, in, act))},
+		[]Arg{opt(dinp, a(B*C*HW, accum, agrd)), opt(dscale, a(B*C, accum, agrd)), a(B*C, accum, agrd), a(B*C*HW, in, agrd), a(B*C*HW, in, act), opt(scale, a(B*C, in, act))},
 		func(be kernels.Backend, b [][]float32) float64 {
 			be.ScaleShiftBackward(b[0], b[1], b[2], b[3], b[4], b[5], B, C, HW)
 			return 0
@@ -397,7 +405,7 @@ func (r *Recorder) ConcatChannelsForward(o, x, y []float32, B, C1, C2, HW int) {
 
 func (r *Recorder) ConcatChannelsBackward(da, db, dout []float32, B, C1, C2, HW int) {
 	r.CPU.ConcatChannelsBackward(da, db, dout, B, C1, C2, HW)
-	r.add("ConcatChannelsBackward", fmt.Sprintf("B%d C%d+%d HW%d", B, C1, C2, HW), []Arg{opt(da, a(B*C1*HW, accum, act)), opt(db, a(B*C2*HW, accum, act)), a(B*(C1+C2)*HW, in, act)},
+	r.add("ConcatChannelsBackward", fmt.Sprintf("B%d C%d+%d HW%d", B, C1, C2, HW), []Arg{opt(da, a(B*C1*HW, accum, agrd)), opt(db, a(B*C2*HW, accum, agrd)), a(B*(C1+C2)*HW, in, agrd)},
 		func(be kernels.Backend, b [][]float32) float64 {
 			be.ConcatChannelsBackward(b[0], b[1], b[2], B, C1, C2, HW)
 			return 0
@@ -416,7 +424,7 @@ func (r *Recorder) WeightedMSEForward(epsHat, eps, weight []float32, B, C, HW in
 func (r *Recorder) WeightedMSEBackward(dEpsHat, epsHat, eps, weight []float32, dloss float64, B, C, HW int) {
 	r.CPU.WeightedMSEBackward(dEpsHat, epsHat, eps, weight, dloss, B, C, HW)
 	r.add("WeightedMSEBackward", fmt.Sprintf("B%d C%d HW%d weight %v", B, C, HW, weight != nil),
-		[]Arg{a(B*C*HW, accum, act), a(B*C*HW, in, act), a(B*C*HW, in, stat), opt(weight, ag(B*HW, in, stat, genPositive))},
+		[]Arg{a(B*C*HW, accum, agrd), a(B*C*HW, in, act), a(B*C*HW, in, stat), opt(weight, ag(B*HW, in, stat, genPositive))},
 		func(be kernels.Backend, b [][]float32) float64 {
 			be.WeightedMSEBackward(b[0], b[1], b[2], b[3], dloss, B, C, HW)
 			return 0
@@ -542,7 +550,7 @@ func checkOne(dev kernels.Backend, c Case, bf bool, tol float64, rng *rand.Rand)
 		host[i] = make([]float32, arg.N)
 		for j := range host[i] {
 			v := draw(rng, arg.Gen)
-			if bf && arg.Purpose == kernels.ForActivations {
+			if bf && arg.Purpose == kernels.ForActivations { // what the device will hold
 				v = bf16(v)
 			}
 			host[i][j] = v

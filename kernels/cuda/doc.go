@@ -21,11 +21,14 @@
 // host buffers (the model's arenas are carved that way), the C side resolves
 // every argument and checks its extent, and any host read or write of a view
 // faults at once instead of reading garbage. Buffers are allocated per
-// kernels.Purpose: parameters, gradients and optimizer moments are fp32, and
-// with bf16 precision (Options.BF16, the default on a GPU) activations and
-// their gradients are bf16, with fp32 accumulation in every kernel and GEMM
-// (GEMMs round a fp32 operand to bf16 when the other is bf16); checkpoints
-// stay fp32.
+// kernels.Purpose: parameters, gradients, optimizer moments, statistics and
+// the gradients of activations are fp32, and with bf16 precision
+// (Options.BF16, the default on a GPU) activations are bf16, with fp32
+// accumulation in every kernel and GEMM (GEMMs round a fp32 operand to bf16
+// when the other is bf16); checkpoints stay fp32. On the sample's tiny model
+// a bf16 training step's parameter gradients are within 2.8e-2 of the fp32
+// step's per tensor (3.1e-2 with bf16 activation gradients, 2.0e-2 with only
+// the GEMM inputs in bf16 and everything stored in fp32).
 //
 // Kernels. csrc/kd_ops.h holds one functor per kernel, computing one output
 // element or row; csrc/kd_api.h composes them (and cuBLAS GEMMs:
