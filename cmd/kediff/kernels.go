@@ -102,10 +102,12 @@ func runKernels(ctx context.Context, args []string) error {
 		fmt.Printf("%s: %s\n", p, cuda.Summary(res))
 		if *step {
 			// fp32: the device step must be the CPU's. bf16: its distance from
-			// the CPU's fp32 step is bf16's own error (per gradient up to
-			// about 3e-2 on these models; bf16 GEMM inputs alone give 2e-2),
-			// so a GPU is judged against the emulation, which runs the same
-			// bf16 algorithm on the host, when that library is there.
+			// the CPU's fp32 step is bf16's own error (per gradient about 3e-2
+			// on the tiny model, depending on shapes and batch; bf16 GEMM
+			// inputs alone give 2e-2), so it is only bounded loosely, against
+			// gross errors, and a GPU is judged against the emulation, which
+			// runs the same bf16 algorithm on the host, when that library is
+			// there.
 			tol := cuda.TolFP32
 			if bf {
 				tol = stepTolBF16
@@ -163,9 +165,11 @@ func stepInputs(cfg unet.Config, B int, seed uint64) (*unet.Batch, []float32, []
 }
 
 // Tolerances of the training-step comparison with bf16 activations: against
-// the CPU's fp32 step, and against the same bf16 algorithm (the emulation).
+// the CPU's fp32 step (a bound on gross errors only: bf16 itself moves
+// gradients by a few percent), and against the same bf16 algorithm (the
+// emulation).
 const (
-	stepTolBF16     = 3e-2
+	stepTolBF16     = 1e-1
 	stepTolSameBF16 = 1e-3
 )
 
