@@ -79,16 +79,19 @@ long span(long rows, long cols, long ld, long batch, long stride) { return (batc
 
 // gemm is row-major C = alpha op(A) op(B) + beta C over batch matrices (strides
 // in elements), A and B of any element types: when they differ, the fp32 one
-// is rounded to bf16 first (mixed precision: bf16 inputs, fp32 accumulation).
+// is rounded to bf16 first (mixed precision: bf16 inputs, fp32 accumulation),
+// and a bf16 C takes bf16 inputs too (cuBLAS has no fp32 x fp32 -> bf16).
 const char *gemm(bool ta, bool tb, long M, long N, long K, float alpha, Ten A, long lda, long sA, Ten B, long ldb, long sB, float beta,
                  Ten C, long ldc, long sC, long batch) {
 	if (M <= 0 || N <= 0 || batch <= 0) return nullptr;
-	if (A.dt != B.dt) {
-		bool castA = A.dt == KD_F32;
-		Ten &X = castA ? A : B;
-		long n = castA ? span(ta ? K : M, ta ? M : K, lda, batch, sA) : span(tb ? N : K, tb ? K : N, ldb, batch, sB);
+	bool toBF = A.dt != B.dt || C.dt == KD_BF16;
+	Ten *ops[2] = {&A, &B};
+	for (int k = 0; k < 2 && toBF; k++) {
+		Ten &X = *ops[k];
+		if (X.dt == KD_BF16) continue;
+		long n = k == 0 ? span(ta ? K : M, ta ? M : K, lda, batch, sA) : span(tb ? N : K, tb ? K : N, ldb, batch, sB);
 		const char *e = nullptr;
-		Ten bf{rt::scratch(castA ? 0 : 1, 2 * (size_t)n, &e), KD_BF16};
+		Ten bf{rt::scratch(k, 2 * (size_t)n, &e), KD_BF16};
 		if (e) return e;
 		TRY(rt::each(n, Cast{bf, X}));
 		X = bf;

@@ -53,6 +53,8 @@ inline void *scratch(int slot, size_t bytes, const char **err) {
 // gemm: row-major C = alpha op(A) op(B) + beta C for batch matrices.
 inline const char *gemm(bool ta, bool tb, long M, long N, long K, float alpha, Ten A, long lda, long sA, Ten B, long ldb, long sB,
                         float beta, Ten C, long ldc, long sC, long batch) {
+	// the type combinations cuBLAS's GemmEx takes with fp32 compute, no others
+	if (A.dt != B.dt || (A.dt == KD_F32 && C.dt == KD_BF16)) return "gemm: element types cuBLAS does not take (A, B differ or fp32 inputs to a bf16 C)";
 	std::vector<float> row(N);
 	for (long z = 0; z < batch; z++) {
 		Ten a = A, b = B, c = C;
