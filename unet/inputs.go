@@ -2,6 +2,7 @@ package unet
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 
 	"github.com/kediff/kediff/safetensors"
@@ -104,4 +105,36 @@ func BatchFromTensors(in map[string]safetensors.Tensor, c Config) (*Batch, error
 		}
 	}
 	return b, nil
+}
+
+// RandomBatch is a batch of random inputs with cfg's shapes and the kinds of
+// values the loader gives, for checks and benchmarks: z_t and noise N(0, 1),
+// timesteps in [0, 1000), prompts of random length padded out, keyword flags
+// on about half the real tokens, w_a on every other sample, and a loss
+// weight of 1 or 1.1 per latent cell.
+func RandomBatch(cfg Config, B int, seed uint64, wa float32) (in *Batch, noise, weight []float32) {
+	rng := rand.New(rand.NewPCG(seed, 3))
+	L, S := cfg.TextCtx, cfg.ImageSize
+	n := B * cfg.InChannels * S * S
+	in = &Batch{X: make([]float32, n), Timesteps: make([]float32, B), WA: make([]float32, B)}
+	noise, weight = make([]float32, n), make([]float32, B*S*S)
+	for i := range in.X {
+		in.X[i], noise[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+	}
+	for i := range weight {
+		weight[i] = 1 + 0.1*float32(rng.IntN(2))
+	}
+	for b := range B {
+		in.Timesteps[b] = float32(rng.IntN(1000))
+		length := rng.IntN(L + 1)
+		if b%2 == 0 {
+			in.WA[b] = wa
+		}
+		for j := range L {
+			in.Tokens = append(in.Tokens, int32(rng.IntN(cfg.NVocab)))
+			in.Mask = append(in.Mask, j < length)
+			in.Keyword = append(in.Keyword, j < length && rng.IntN(2) == 0)
+		}
+	}
+	return in, noise, weight
 }

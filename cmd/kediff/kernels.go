@@ -5,10 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
-	"strings"
 
 	"github.com/kediff/kediff/kernels"
 	"github.com/kediff/kediff/kernels/cuda"
@@ -79,18 +79,13 @@ func runKernels(ctx context.Context, args []string) error {
 			return err
 		}
 		fmt.Printf("device %s: %s\n", *device, d)
-		var w *strings.Builder
+		var w io.Writer = os.Stdout
 		if *quiet {
-			w = &strings.Builder{}
+			w = io.Discard
 		}
-		var res []cuda.Result
-		if w != nil {
-			res = cuda.Check(d, cases, bf, *seed, w)
-		} else {
-			res = cuda.Check(d, cases, bf, *seed, os.Stdout)
-		}
+		res := cuda.Check(d, cases, bf, *seed, w)
 		for _, r := range res {
-			if !r.OK && w != nil {
+			if !r.OK && *quiet {
 				fmt.Printf("FAIL %s: rel err %.2e (tol %.0e) %s\n", r.Case, r.Err, r.Tol, r.Detail)
 			}
 			failed = failed || !r.OK
@@ -136,34 +131,6 @@ func runKernels(ctx context.Context, args []string) error {
 	return nil
 }
 
-// stepInputs is a random training batch of cfg's shapes.
-func stepInputs(cfg unet.Config, B int, seed uint64) (*unet.Batch, []float32, []float32) {
-	rng := rand.New(rand.NewPCG(seed, 3))
-	L, S := cfg.TextCtx, cfg.ImageSize
-	n := B * cfg.InChannels * S * S
-	in := &unet.Batch{X: make([]float32, n), Timesteps: make([]float32, B), WA: make([]float32, B)}
-	noise, w := make([]float32, n), make([]float32, B*S*S)
-	for i := range in.X {
-		in.X[i], noise[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
-	}
-	for i := range w {
-		w[i] = 1 + 0.1*float32(rng.IntN(2))
-	}
-	for b := range B {
-		in.Timesteps[b] = float32(rng.IntN(1000))
-		length := rng.IntN(L + 1)
-		if b%2 == 0 {
-			in.WA[b] = 0.01
-		}
-		for j := range L {
-			in.Tokens = append(in.Tokens, int32(rng.IntN(cfg.NVocab)))
-			in.Mask = append(in.Mask, j < length)
-			in.Keyword = append(in.Keyword, j < length && rng.IntN(2) == 0)
-		}
-	}
-	return in, noise, w
-}
-
 // Tolerances of the training-step comparison with bf16 activations: against
 // the CPU's fp32 step (a bound on gross errors only: bf16 itself moves
 // gradients by a few percent), and against the same bf16 algorithm (the
@@ -189,7 +156,7 @@ func compareStep(dev, ref kernels.Backend, refName string, cfg unet.Config, B in
 	for i := range init.Params.Data {
 		init.Params.Data[i] += float32(0.02 * rng.NormFloat64())
 	}
-	in, noise, w := stepInputs(cfg, B, seed)
+	in, noise, w := unet.RandomBatch(cfg, B, seed, 0.01)
 	step := func(be kernels.Backend) (float64, []float32, error) {
 		m := init
 		if be != nil {
@@ -255,7 +222,7 @@ func recordStep(cfg unet.Config, B int, seed uint64) ([]cuda.Case, error) {
 	}
 	m.Init(seed)
 	m.Train = true
-	in, noise, w := stepInputs(cfg, B, seed)
+	in, noise, w := unet.RandomBatch(cfg, B, seed, 0.01)
 	if _, _, err := m.TrainStep(in, noise, w, unet.DefaultOptim()); err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ package cuda
 
 import (
 	"errors"
-	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -46,33 +45,6 @@ func modelConfigs() []unet.Config {
 	return []unet.Config{a, b}
 }
 
-func randomBatch(c unet.Config, B int, seed uint64) (*unet.Batch, []float32, []float32) {
-	rng := rand.New(rand.NewPCG(seed, 1))
-	L, S := c.TextCtx, c.ImageSize
-	n := B * c.InChannels * S * S
-	in := &unet.Batch{X: make([]float32, n), Timesteps: make([]float32, B), WA: make([]float32, B)}
-	noise, w := make([]float32, n), make([]float32, B*S*S)
-	for i := range in.X {
-		in.X[i], noise[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
-	}
-	for i := range w {
-		w[i] = 1 + 0.1*float32(rng.IntN(2))
-	}
-	for b := range B {
-		in.Timesteps[b] = float32(rng.IntN(1000))
-		length := rng.IntN(L + 1)
-		if b%2 == 0 {
-			in.WA[b] = 0.25
-		}
-		for j := range L {
-			in.Tokens = append(in.Tokens, int32(rng.IntN(c.NVocab)))
-			in.Mask = append(in.Mask, j < length)
-			in.Keyword = append(in.Keyword, j < length && rng.IntN(2) == 0)
-		}
-	}
-	return in, noise, w
-}
-
 // record runs one training step of each config on a Recorder and returns
 // every distinct kernel call it made.
 func record(t testing.TB, B int) []Case {
@@ -85,7 +57,7 @@ func record(t testing.TB, B int) []Case {
 		}
 		m.Init(uint64(i + 1))
 		m.Train = true
-		in, noise, w := randomBatch(c, B, uint64(i))
+		in, noise, w := unet.RandomBatch(c, B, uint64(i), 0.25)
 		opt := unet.DefaultOptim()
 		opt.AdamW.WeightDecay = 0.1
 		if _, _, err := m.TrainStep(in, noise, w, opt); err != nil {
