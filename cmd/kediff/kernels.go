@@ -21,8 +21,12 @@ func init() {
 }
 
 func runKernels(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "bench" {
+		return runKernelsBench(args[1:])
+	}
 	if len(args) == 0 || args[0] != "check" {
-		return errors.New("usage: kediff kernels check --device cuda[:N] [--precision fp32|bf16|both] [--config train.json] [--batch 4]")
+		return errors.New("usage: kediff kernels check --device cuda[:N] [--precision fp32|bf16|both] [--config train.json] [--batch 4]\n" +
+			"       kediff kernels bench --device cuda[:N]|cuda-emu|cpu [--precision fp32|bf16] [--config train.json] [--batch 4] [--reps 5]")
 	}
 	fs := flag.NewFlagSet("kernels check", flag.ContinueOnError)
 	device := fs.String("device", "cuda", "the device to check: cuda, cuda:N or cuda-emu")
@@ -128,6 +132,41 @@ func runKernels(ctx context.Context, args []string) error {
 	if failed {
 		return errors.New("some device kernels differ from the CPU reference")
 	}
+	return nil
+}
+
+// runKernelsBench times every kernel case of a config's training step on a
+// device, next to the bytes and FLOPs it must move as fractions of the
+// device's measured bandwidth and matrix rate.
+func runKernelsBench(args []string) error {
+	fs := flag.NewFlagSet("kernels bench", flag.ContinueOnError)
+	dev := addDeviceFlags(fs)
+	config := fs.String("config", "train/configs/bench.json", "train config whose model_config gives the shapes")
+	batch := fs.Int("batch", 4, "batch size of the recorded training step")
+	reps := fs.Int("reps", 5, "timed runs per case (the median is reported)")
+	top := fs.Int("top", 15, "list the N slowest cases at the end")
+	rateN := fs.Int("rate-elements", 1<<26, "elements of the bandwidth probe (an Accumulate)")
+	rateM := fs.Int("rate-matrix", 8192, "side of the matrix-rate probe (a square Gemm on activation buffers)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	be, err := dev.open()
+	if err != nil {
+		return err
+	}
+	tc, err := train.ReadTrainConfig(*config)
+	if err != nil {
+		return err
+	}
+	cases, err := recordStep(*tc.ModelConfig, *batch, 1)
+	if err != nil {
+		return err
+	}
+	r := cuda.MeasureRates(be, *rateN, *rateM, 3)
+	fmt.Printf("device %s: measured %.1f GB/s (Accumulate of %d elements), %.2f TFLOP/s (Gemm %d^3 on activation buffers)\n",
+		*dev.device, r.Bandwidth/1e9, *rateN, r.Matrix/1e12, *rateM)
+	res := cuda.Bench(be, cases, *reps, r, os.Stdout)
+	cuda.Top(res, *top, os.Stdout)
 	return nil
 }
 

@@ -32,4 +32,13 @@ func TestKernelsCheckEmulated(t *testing.T) {
 	if err == nil || !strings.Contains(log, "bf16 needs --device cuda") {
 		t.Errorf("bf16 on the CPU: %v\n%s", err, log)
 	}
+	log, err = runKediff(bin, nil, "kernels", "bench", "--device", "cuda-emu", "--config", "../../train/configs/tiny.json", "--batch", "1", "--reps", "1", "--top", "3", "--rate-elements", "4096", "--rate-matrix", "64")
+	if err != nil {
+		t.Fatalf("kernels bench: %v\n%s", err, log)
+	}
+	for _, want := range []string{"Conv2DBackward", "ceilings:", "the 3 slowest cases:"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("kernels bench: no %q in:\n%s", want, log)
+		}
+	}
 }

@@ -41,10 +41,11 @@ type Arg struct {
 // Case is one kernel call at one shape: how to make its arguments and how to
 // run it on a backend (returning its scalar result, if any).
 type Case struct {
-	Op   string // the Backend method
-	Key  string // its shape
-	Args []Arg
-	Run  func(be kernels.Backend, b [][]float32) float64
+	Op    string // the Backend method
+	Key   string // its shape
+	Args  []Arg
+	Run   func(be kernels.Backend, b [][]float32) float64
+	Flops float64 // multiply-adds x 2 of its matrix products (0 for memory-bound ops)
 }
 
 func (c Case) String() string { return c.Op + " " + c.Key }
@@ -74,8 +75,12 @@ func (r *Recorder) Cases() []Case {
 }
 
 func (r *Recorder) add(op, key string, args []Arg, run func(be kernels.Backend, b [][]float32) float64) {
+	r.addFlops(op, key, 0, args, run)
+}
+
+func (r *Recorder) addFlops(op, key string, flops float64, args []Arg, run func(be kernels.Backend, b [][]float32) float64) {
 	if _, ok := r.cases[op+" "+key]; !ok {
-		r.cases[op+" "+key] = Case{Op: op, Key: key, Args: args, Run: run}
+		r.cases[op+" "+key] = Case{Op: op, Key: key, Args: args, Run: run, Flops: flops}
 	}
 }
 
@@ -113,7 +118,7 @@ func (r *Recorder) Gemm(transA, transB bool, M, N, K int, alpha float32, A []flo
 	if transB {
 		nb = N * ldb
 	}
-	r.add("Gemm", fmt.Sprintf("%v %v %dx%dx%d", transA, transB, M, N, K), []Arg{a(na, in, act), a(nb, in, par), a(M*ldc, accum, act)},
+	r.addFlops("Gemm", fmt.Sprintf("%v %v %dx%dx%d", transA, transB, M, N, K), 2*float64(M)*float64(N)*float64(K), []Arg{a(na, in, act), a(nb, in, par), a(M*ldc, accum, act)},
 		func(be kernels.Backend, b [][]float32) float64 {
 			be.Gemm(transA, transB, M, N, K, alpha, b[0], lda, b[1], ldb, beta, b[2], ldc)
 			return 0
@@ -122,18 +127,22 @@ func (r *Recorder) Gemm(transA, transB bool, M, N, K int, alpha float32, A []flo
 
 func (r *Recorder) Conv2DForward(o, inp, weight, bias []float32, s kernels.ConvShape) {
 	r.CPU.Conv2DForward(o, inp, weight, bias, s)
-	r.add("Conv2DForward", convKey(s, bias != nil), []Arg{a(s.B*s.OC*s.OH()*s.OW(), out, act), a(s.B*s.C*s.H*s.W, in, act), a(s.OC*s.C*s.K*s.K, in, par), opt(bias, a(s.OC, in, par))},
+	r.addFlops("Conv2DForward", convKey(s, bias != nil), convFlops(s), []Arg{a(s.B*s.OC*s.OH()*s.OW(), out, act), a(s.B*s.C*s.H*s.W, in, act), a(s.OC*s.C*s.K*s.K, in, par), opt(bias, a(s.OC, in, par))},
 		func(be kernels.Backend, b [][]float32) float64 { be.Conv2DForward(b[0], b[1], b[2], b[3], s); return 0 })
 }
 
 func (r *Recorder) Conv2DBackward(dinp, dweight, dbias, dout, inp, weight []float32, s kernels.ConvShape) {
 	r.CPU.Conv2DBackward(dinp, dweight, dbias, dout, inp, weight, s)
-	r.add("Conv2DBackward", convKey(s, dbias != nil)+fmt.Sprintf(" dinp %v", dinp != nil),
+	r.addFlops("Conv2DBackward", convKey(s, dbias != nil)+fmt.Sprintf(" dinp %v", dinp != nil), convFlops(s)*float64(1+b2i(dinp != nil)),
 		[]Arg{opt(dinp, a(s.B*s.C*s.H*s.W, accum, agrd)), a(s.OC*s.C*s.K*s.K, accum, grd), opt(dbias, a(s.OC, accum, grd)), a(s.B*s.OC*s.OH()*s.OW(), in, agrd), a(s.B*s.C*s.H*s.W, in, act), a(s.OC*s.C*s.K*s.K, in, par)},
 		func(be kernels.Backend, b [][]float32) float64 {
 			be.Conv2DBackward(b[0], b[1], b[2], b[3], b[4], b[5], s)
 			return 0
 		})
+}
+
+func convFlops(s kernels.ConvShape) float64 {
+	return 2 * float64(s.B) * float64(s.OC) * float64(s.OH()*s.OW()) * float64(s.C*s.K*s.K)
 }
 
 func convKey(s kernels.ConvShape, bias bool) string {
@@ -182,7 +191,7 @@ func (r *Recorder) LayerNormBackward(dinp, dweight, dbias, dout, inp, weight, me
 
 func (r *Recorder) LinearForward(o, inp, weight, bias []float32, N, C, OC int) {
 	r.CPU.LinearForward(o, inp, weight, bias, N, C, OC)
-	r.add("LinearForward", fmt.Sprintf("N%d C%d OC%d bias %v", N, C, OC, bias != nil),
+	r.addFlops("LinearForward", fmt.Sprintf("N%d C%d OC%d bias %v", N, C, OC, bias != nil), 2*float64(N)*float64(C)*float64(OC),
 		[]Arg{a(N*OC, out, act), a(N*C, in, act), a(OC*C, in, par), opt(bias, a(OC, in, par))},
 		func(be kernels.Backend, b [][]float32) float64 {
 			be.LinearForward(b[0], b[1], b[2], b[3], N, C, OC)
@@ -192,7 +201,7 @@ func (r *Recorder) LinearForward(o, inp, weight, bias []float32, N, C, OC int) {
 
 func (r *Recorder) LinearBackward(dinp, dweight, dbias, dout, inp, weight []float32, N, C, OC int) {
 	r.CPU.LinearBackward(dinp, dweight, dbias, dout, inp, weight, N, C, OC)
-	r.add("LinearBackward", fmt.Sprintf("N%d C%d OC%d dinp %v dbias %v", N, C, OC, dinp != nil, dbias != nil),
+	r.addFlops("LinearBackward", fmt.Sprintf("N%d C%d OC%d dinp %v dbias %v", N, C, OC, dinp != nil, dbias != nil), 2*float64(N)*float64(C)*float64(OC)*float64(1+b2i(dinp != nil)),
 		[]Arg{opt(dinp, a(N*C, accum, agrd)), a(OC*C, accum, grd), opt(dbias, a(OC, accum, grd)), a(N*OC, in, agrd), a(N*C, in, act), a(OC*C, in, par)},
 		func(be kernels.Backend, b [][]float32) float64 {
 			be.LinearBackward(b[0], b[1], b[2], b[3], b[4], b[5], N, C, OC)
@@ -260,7 +269,7 @@ func attnKey(s kernels.AttentionShape, scale, mask bool) string {
 func (r *Recorder) AttentionForward(o, att, q, k, v, keyScale, keyMask []float32, s kernels.AttentionShape) {
 	r.CPU.AttentionForward(o, att, q, k, v, keyScale, keyMask, s)
 	bh := s.B * s.NH
-	r.add("AttentionForward", attnKey(s, keyScale != nil, keyMask != nil),
+	r.addFlops("AttentionForward", attnKey(s, keyScale != nil, keyMask != nil), 4*float64(bh)*float64(s.Nq)*float64(s.Nk)*float64(s.D),
 		[]Arg{a(bh*s.Nq*s.D, out, act), a(bh*s.Nq*s.Nk, out, stat), a(bh*s.Nq*s.D, in, act), a(bh*s.Nk*s.D, in, act), a(bh*s.Nk*s.D, in, act), opt(keyScale, ag(s.B*s.Nk, in, stat, genScale)), opt(keyMask, ag(s.B*s.Nk, in, stat, genMask))},
 		func(be kernels.Backend, b [][]float32) float64 {
 			be.AttentionForward(b[0], b[1], b[2], b[3], b[4], b[5], b[6], s)
@@ -271,7 +280,7 @@ func (r *Recorder) AttentionForward(o, att, q, k, v, keyScale, keyMask []float32
 func (r *Recorder) AttentionBackward(dq, dk, dv, scratch, dout, att, q, k, v, keyScale []float32, s kernels.AttentionShape) {
 	r.CPU.AttentionBackward(dq, dk, dv, scratch, dout, att, q, k, v, keyScale, s)
 	bh := s.B * s.NH
-	r.add("AttentionBackward", attnKey(s, keyScale != nil, false),
+	r.addFlops("AttentionBackward", attnKey(s, keyScale != nil, false), 8*float64(bh)*float64(s.Nq)*float64(s.Nk)*float64(s.D),
 		[]Arg{a(bh*s.Nq*s.D, accum, agrd), a(bh*s.Nk*s.D, accum, agrd), a(bh*s.Nk*s.D, accum, agrd), a(bh*s.Nq*s.Nk, out, stat), a(bh*s.Nq*s.D, in, agrd), ag(bh*s.Nq*s.Nk, in, stat, genUnit), a(bh*s.Nq*s.D, in, act), a(bh*s.Nk*s.D, in, act), a(bh*s.Nk*s.D, in, act), opt(keyScale, ag(s.B*s.Nk, in, stat, genScale))},
 		func(be kernels.Backend, b [][]float32) float64 {
 			be.AttentionBackward(b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], s)

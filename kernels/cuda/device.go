@@ -112,15 +112,12 @@ func (d *Device) CopyToHost(dst, src []float32) {
 
 func (d *Device) Zero(buf []float32) { d.check("zero", d.lib.zero(view(buf), len(buf))) }
 
+// Memory reports the device memory kediff's buffers and scratch hold, and
+// the peak since the last reset (reset sets the peak to what is live).
+func (d *Device) Memory(reset bool) (live, peak int64) { return d.lib.mem(reset) }
+
 // Sync waits for the device's queued work and reports any asynchronous error.
 func (d *Device) Sync() { d.check("sync", d.lib.sync()) }
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
 
 func (d *Device) Gemm(transA, transB bool, M, N, K int, alpha float32, A []float32, lda int, B []float32, ldb int, beta float32, C []float32, ldc int) {
 	d.run(opGemm, [][]float32{A, B, C}, []int{b2i(transA), b2i(transB), M, N, K, lda, ldb, ldc}, []float64{float64(alpha), float64(beta)}, nil)

@@ -19,6 +19,7 @@ typedef const char *(*kd_download_fn)(float *, const void *, long);
 typedef const char *(*kd_zero_fn)(void *, long);
 typedef const char *(*kd_sync_fn)(void);
 typedef const char *(*kd_run_fn)(int, void **, const long *, const double *, const int32_t *, double *);
+typedef void (*kd_mem_fn)(long long *, long long *, int);
 
 typedef struct {
 	void *h;
@@ -33,6 +34,7 @@ typedef struct {
 	kd_zero_fn zero;
 	kd_sync_fn sync;
 	kd_run_fn run;
+	kd_mem_fn mem;
 } kd_lib;
 
 static const char *kd_open(kd_lib *l, const char *path) {
@@ -41,7 +43,7 @@ static const char *kd_open(kd_lib *l, const char *path) {
 #define SYM(f, n) if (!(*(void **)&l->f = dlsym(l->h, n))) return "symbol " n " missing";
 	SYM(init, "kd_init") SYM(op_count, "kd_op_count") SYM(op_name, "kd_op_name") SYM(alloc, "kd_alloc")
 	SYM(free, "kd_free") SYM(dtype, "kd_dtype") SYM(upload, "kd_upload") SYM(download, "kd_download")
-	SYM(zero, "kd_zero") SYM(sync, "kd_sync") SYM(run, "kd_run")
+	SYM(zero, "kd_zero") SYM(sync, "kd_sync") SYM(run, "kd_run") SYM(mem, "kd_mem")
 #undef SYM
 	return NULL;
 }
@@ -56,6 +58,7 @@ static const char *kd_c_upload(kd_lib *l, void *v, const float *src, long n) { r
 static const char *kd_c_download(kd_lib *l, float *dst, const void *v, long n) { return l->download(dst, v, n); }
 static const char *kd_c_zero(kd_lib *l, void *v, long n) { return l->zero(v, n); }
 static const char *kd_c_sync(kd_lib *l) { return l->sync(); }
+static void kd_c_mem(kd_lib *l, long long *live, long long *peak, int reset) { l->mem(live, peak, reset); }
 static const char *kd_c_run(kd_lib *l, int op, void **p, const long *n, const double *f, const int32_t *host, double *res) {
 	return l->run(op, p, n, f, host, res);
 }
@@ -152,6 +155,16 @@ func (l *library) zero(v unsafe.Pointer, n int) error {
 }
 
 func (l *library) sync() error { return cerr(C.kd_c_sync(l.l)) }
+
+func (l *library) mem(reset bool) (live, peak int64) {
+	var lv, pk C.longlong
+	r := C.int(0)
+	if reset {
+		r = 1
+	}
+	C.kd_c_mem(l.l, &lv, &pk, r)
+	return int64(lv), int64(pk)
+}
 
 // args is an op's arguments in C memory (the views are not Go pointers, but
 // a Go array holding them would be checked by cgo as Go memory).

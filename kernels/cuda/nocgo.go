@@ -17,6 +17,9 @@ func (*Device) String() string { return "no device (built without cgo)" }
 // Sync does nothing.
 func (*Device) Sync() {}
 
+// Memory reports nothing.
+func (*Device) Memory(bool) (live, peak int64) { return 0, 0 }
+
 // DType is "fp32".
 func (*Device) DType([]float32) string { return "fp32" }
 

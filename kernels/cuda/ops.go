@@ -63,3 +63,10 @@ const (
 	dtF32  = 0
 	dtBF16 = 1
 )
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -607,6 +607,7 @@ void *kd_alloc(long n, int dtype, const char **err) {
 		return nullptr;
 	}
 	std::lock_guard<std::mutex> lock(g_mu);
+	kd_mem_add((long long)(kd_size(dtype) * n));
 	Alloc a{(uintptr_t)view, n, dtype, real};
 	g_allocs.insert(std::upper_bound(g_allocs.begin(), g_allocs.end(), a.view, [](uintptr_t x, const Alloc &al) { return x < al.view; }), a);
 	return view;
@@ -616,6 +617,7 @@ void kd_free(void *view) {
 	std::lock_guard<std::mutex> lock(g_mu);
 	for (auto it = g_allocs.begin(); it != g_allocs.end(); ++it)
 		if (it->view == (uintptr_t)view) {
+			kd_mem_add(-(long long)(kd_size(it->dt) * it->n));
 			rt::dfree(it->real);
 			munmap(view, 4 * (size_t)it->n);
 			g_allocs.erase(it);
@@ -659,6 +661,15 @@ const char *kd_zero(void *view, long n) {
 }
 
 const char *kd_sync(void) { return rt::sync(); }
+
+// kd_mem reports the device memory kediff holds (buffers and scratch) and
+// its peak since the last reset (reset != 0 sets the peak to what is live).
+void kd_mem(long long *live, long long *peak, int reset) {
+	std::lock_guard<std::mutex> lock(g_mu);
+	if (reset) kd_mem_peak = kd_mem_live;
+	*live = kd_mem_live;
+	*peak = kd_mem_peak;
+}
 
 // kd_run runs op with its view arguments p, integer arguments n, float
 // arguments f and host token ids host; result receives a scalar result

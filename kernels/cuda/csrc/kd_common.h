@@ -21,6 +21,13 @@ enum { KD_F32 = 0, KD_BF16 = 1 };
 
 static inline size_t kd_size(int dt) { return dt == KD_BF16 ? 2 : 4; }
 
+// Device memory accounting (buffers and scratch), for kd_mem.
+inline long long kd_mem_live = 0, kd_mem_peak = 0;
+inline void kd_mem_add(long long bytes) {
+	kd_mem_live += bytes;
+	if (kd_mem_live > kd_mem_peak) kd_mem_peak = kd_mem_live;
+}
+
 // Ten is a resolved buffer argument: its real address (device memory, or host
 // memory in the emulation) and element type. p is NULL for an absent optional
 // argument.

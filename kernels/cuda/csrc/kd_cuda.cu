@@ -189,12 +189,14 @@ void *scratch(int slot, size_t bytes, const char **err) {
 		if (bufs[slot]) {
 			cudaStreamSynchronize(g_stream);
 			cudaFree(bufs[slot]);
+			kd_mem_add(-(long long)sizes[slot]);
 			bufs[slot] = nullptr;
 			sizes[slot] = 0;
 		}
 		bufs[slot] = dmalloc(bytes, err);
 		if (*err) return nullptr;
 		sizes[slot] = bytes;
+		kd_mem_add((long long)bytes);
 	}
 	return bufs[slot];
 }

@@ -46,7 +46,10 @@ inline void *scratch(int slot, size_t bytes, const char **err) {
 		*err = "bad scratch slot";
 		return nullptr;
 	}
-	if (bufs[slot].size() < bytes) bufs[slot].resize(bytes);
+	if (bufs[slot].size() < bytes) {
+		kd_mem_add((long long)bytes - (long long)bufs[slot].size());
+		bufs[slot].resize(bytes);
+	}
 	return bufs[slot].data();
 }
 
