@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 mkdir -p bin
 src=kernels/cuda/csrc
 if [ "${1:-}" = emu ]; then
-  exec g++ -std=c++17 -O2 -Wall -shared -fPIC -o bin/libkediff_cuda_emu.so "$src/kd_emu.cc"
+  exec g++ -std=c++17 -O2 -Wall -pthread -shared -fPIC -o bin/libkediff_cuda_emu.so "$src/kd_emu.cc"
 fi
 nvcc=${NVCC:-}
 if [ -z "$nvcc" ]; then

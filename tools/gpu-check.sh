@@ -12,6 +12,10 @@
 #                                under $OUT
 #
 # The device command:  bash tools/gpu-check.sh run   with carry [".gpu"]
+# (GPU_CHECK_CHECKS=0 skips the correctness checks, GPU_CHECK_BENCH=0 the
+# benchmarks, e.g. for a rerun of one half; GPU_CHECK_DEADLINE=540 is the
+# seconds the whole run may take; GPU_CHECK_PYTHON the python with torch,
+# python3 by default.)
 #
 # Checks, each with its own time limit, in the order of what matters most:
 #   kernels-bench   kediff kernels check --device cuda at train/configs/bench.json's
@@ -26,6 +30,13 @@
 #   sample-fp32     kediff sample on the GPU from the CPU base: final latents
 #                   vs the CPU's (1e-3 relative), PNGs decoded
 #   sample-bf16     the same in bf16 (5e-2)
+# then the benchmarks (issue 14; bench/gpu, results into $OUT/bench-*.json):
+#   bench-small     training step of train/configs/bench.json at batch 64, kediff
+#                   bf16 vs PyTorch bf16 autocast + SDPA, eager and torch.compile
+#   bench-sample    CFG sampling step at batch 1 of train/configs/sd2.json, both sides
+#   bench-sd2       training step of train/configs/sd2.json at batch 32, both sides
+#   kernels-table   kediff kernels bench --device cuda at sd2.json's shapes (batch 1):
+#                   each kernel's time against the measured bandwidth and matrix rate
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}
@@ -40,6 +51,8 @@ prepare() {
   grep -qx '/.gpu/' .gitignore || echo '/.gpu/' >> .gitignore
   CGO_ENABLED=1 go build -trimpath -ldflags='-s -w' -o .gpu/kediff ./cmd/kediff
   xz -T0 -9 .gpu/kediff
+  CGO_ENABLED=1 go build -trimpath -ldflags='-s -w' -o .gpu/bench-gpu ./bench/gpu
+  xz -T0 -9 .gpu/bench-gpu
   cp bin/libkediff_cuda.so bin/libkediff_cuda_emu.so .gpu/
   xz -T0 -9 -c .cache/onnxruntime/1.30.0/libonnxruntime.so.1 > .gpu/libonnxruntime.so.1.xz
   cp -r out/sample .gpu/sample
@@ -54,21 +67,21 @@ prepare() {
   total=$(( $(du -sb .gpu | cut -f1) + $(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1) ))
   echo "gpu-check: .gpu and the tracked files: $((total >> 20)) MiB of the 64 MiB a device call carries"
   [ "$total" -lt $((60 << 20)) ] || { echo "gpu-check: too much to carry" >&2; exit 1; }
-  echo "gpu-check: ready; on the device: bash tools/gpu-check.sh run   (carry [\".gpu\"], timeout_s 540)"
+  echo "gpu-check: ready; on the device: bash tools/gpu-check.sh run   (carry [\".gpu\"], timeout_s 590)"
 }
 
 run() {
   out=${OUT:-/tmp/gpu-check-out}
   mkdir -p "$out"
   exec > >(tee "$out/log.txt") 2>&1
-  local py=python3 bin=/tmp/kediff-gpu
+  local py=${GPU_CHECK_PYTHON:-python3} bin=/tmp/kediff-gpu
   mkdir -p $bin
   $py - <<PY || { echo "gpu-check: unpacking failed"; exit 1; }
 import lzma, os, shutil
-for src, dst in [(".gpu/kediff.xz", "$bin/kediff"), (".gpu/libonnxruntime.so.1.xz", "$bin/libonnxruntime.so.1")]:
+for src, dst in [(".gpu/kediff.xz", "$bin/kediff"), (".gpu/bench-gpu.xz", "$bin/bench-gpu"), (".gpu/libonnxruntime.so.1.xz", "$bin/libonnxruntime.so.1")]:
     with lzma.open(src) as f, open(dst, "wb") as g:
         shutil.copyfileobj(f, g)
-os.chmod("$bin/kediff", 0o755)
+    os.chmod(dst, 0o755)
 PY
   export KEDIFF_CUDA_LIB=$PWD/.gpu/libkediff_cuda.so KEDIFF_CUDA_EMU_LIB=$PWD/.gpu/libkediff_cuda_emu.so KEDIFF_ONNXRUNTIME=$bin/libonnxruntime.so.1
   local cublas
@@ -77,10 +90,21 @@ PY
   echo "gpu-check: $(date -u +%FT%TZ) on $(hostname); cuBLAS ${cublas:-not found}"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv,noheader || true
   local kd=$bin/kediff summary=() dev=${GPU_CHECK_DEVICE:-cuda}
+  # Every check gets its own limit, cut to what is left of GPU_CHECK_DEADLINE
+  # (seconds from the start; keep it inside the device call's timeout_s), and
+  # summary.json is rewritten after each, so a run cut short still reports.
+  local start=$SECONDS deadline=${GPU_CHECK_DEADLINE:-540}
   check() { # name seconds command... (a shell function runs without the time limit)
-    local name=$1 secs=$2 t0 rc
+    local name=$1 secs=$2 t0 rc left=$((deadline - (SECONDS - start)))
     shift 2
     echo; echo "== $name: $*"
+    if [ "$left" -lt 15 ]; then
+      echo "== $name: skipped, ${left}s left of GPU_CHECK_DEADLINE=$deadline"
+      summary+=("{\"check\":\"$name\",\"ok\":false,\"exit\":-1,\"seconds\":\"0\",\"skipped\":true}")
+      (IFS=,; echo "[${summary[*]}]") > "$out/summary.json"
+      return
+    fi
+    [ "$secs" -gt "$left" ] && secs=$left
     t0=$(date +%s%N)
     if [ "$(type -t "$1")" = function ]; then "$@"; else timeout "$secs" "$@"; fi
     rc=$?
@@ -88,6 +112,7 @@ PY
     dt="$((dt / 1000)).$(printf %03d $((dt % 1000)))"
     echo "== $name: exit $rc in ${dt}s"
     summary+=("{\"check\":\"$name\",\"ok\":$([ $rc = 0 ] && echo true || echo false),\"exit\":$rc,\"seconds\":\"$dt\"}")
+    (IFS=,; echo "[${summary[*]}]") > "$out/summary.json"
   }
   curve() { # metrics of the GPU run vs the CPU's: 20-step means within tol
     $py - "$1" .gpu/ref/base/metrics.jsonl "$2" <<'PY'
@@ -124,6 +149,7 @@ PY
   }
   # (GPU_CHECK_DEVICE=cuda-emu runs the script here on the host emulation, to try it; the
   # emulation's plain-loop GEMMs are too slow for the bench shapes)
+  if [ "${GPU_CHECK_CHECKS:-1}" = 1 ]; then
   [ "$dev" = cuda-emu ] || check kernels-bench 240 $kd kernels check --device $dev --config train/configs/bench.json --batch 4 --quiet
   check kernels-tiny 120 $kd kernels check --device $dev --config train/configs/tiny.json --batch 8 --quiet
   for p in fp32 bf16; do
@@ -139,6 +165,20 @@ PY
     check latents-$p 30 latents "$out/samples-$p" $tol
   done
   cp "$out/samples-bf16/grid.png" "$out/grid-bf16.png" 2>/dev/null
+  fi
+  # the benchmarks: speed after correctness, heaviest last, each with its own limit
+  if [ "${GPU_CHECK_BENCH:-1}" = 1 ]; then
+    local bg="$bin/bench-gpu --device $dev --python $py --dir /tmp/bench-gpu" tdev=cuda
+    [ "$dev" = cuda-emu ] && { tdev=cpu; bg="$bg --rate-elements 65536 --rate-matrix 64 --warmup 1 --steps 1 --sample-warmup 1 --sample-steps 2 --torch-modes eager"; }
+    local small=train/configs/bench.json:64 sd2=train/configs/sd2.json:32 sd2s=train/configs/sd2.json
+    [ "$dev" = cuda-emu ] && { small=train/configs/tiny.json:2; sd2=train/configs/tiny.json:4; sd2s=train/configs/tiny.json; }
+    check bench-small 150 $bg --torch-device $tdev --models $small --sample-models "" --json $out/bench-small.json
+    check bench-sample 150 $bg --torch-device $tdev --models "" --sample-models $sd2s --json $out/bench-sample.json
+    check bench-sd2 300 $bg --torch-device $tdev --models $sd2 --sample-models "" --json $out/bench-sd2.json
+    local ktab="--config train/configs/sd2.json --batch 1 --reps 3"
+    [ "$dev" = cuda-emu ] && ktab="--config train/configs/tiny.json --batch 1 --reps 1 --rate-elements 65536 --rate-matrix 64"
+    check kernels-table 150 $kd kernels bench --device $dev $ktab --top 25
+  fi
   # keep what comes back small: the summary, the log, metrics and the grid
   rm -rf "$out"/train-* "$out"/expert-3 "$out"/samples-*
   (IFS=,; echo "[${summary[*]}]") > "$out/summary.json"

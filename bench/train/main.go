@@ -38,7 +38,6 @@ import (
 	"github.com/kediff/kediff/bench/internal/benchrun"
 	"github.com/kediff/kediff/diffusion"
 	"github.com/kediff/kediff/kernels"
-	"github.com/kediff/kediff/safetensors"
 	"github.com/kediff/kediff/tokenizer"
 	"github.com/kediff/kediff/train"
 	"github.com/kediff/kediff/unet"
@@ -97,7 +96,7 @@ func run(B, warmup, rounds, steps int, config, python, ref, dir, profile string,
 			return err
 		}
 		inputs := filepath.Join(dir, "inputs.safetensors")
-		if err := writeInputs(inputs, mc, in, noise, weight); err != nil {
+		if err := benchrun.WriteInputs(inputs, mc, in, noise, weight); err != nil {
 			return err
 		}
 		torch, err = benchrun.StartTorch(python, []string{ref, "bench", config, inputs, fmt.Sprint(threads)}, threads)
@@ -256,26 +255,6 @@ func randomBatch(mc unet.Config, B int, seed uint64) (*unet.Batch, []float32, []
 		}
 	}
 	return in, noise, weight
-}
-
-// writeInputs stores the batch for the PyTorch side.
-func writeInputs(path string, mc unet.Config, in *unet.Batch, noise, weight []float32) error {
-	B, C, S, L := in.N(), mc.InChannels, mc.ImageSize, mc.TextCtx
-	tok := make([]int64, len(in.Tokens))
-	for i, v := range in.Tokens {
-		tok[i] = int64(v)
-	}
-	ts := map[string]safetensors.Tensor{
-		"z_t":         safetensors.F32([]int{B, C, S, S}, in.X),
-		"noise":       safetensors.F32([]int{B, C, S, S}, noise),
-		"timesteps":   safetensors.F32([]int{B}, in.Timesteps),
-		"w_a":         safetensors.F32([]int{B}, in.WA),
-		"loss_weight": safetensors.F32([]int{B, S, S}, weight),
-		"tokens":      safetensors.I64([]int{B, L}, tok),
-		"mask":        safetensors.Bool([]int{B, L}, in.Mask),
-		"keyword":     safetensors.Bool([]int{B, L}, in.Keyword),
-	}
-	return safetensors.WriteFile(path, ts, nil)
 }
 
 // stepFLOPs counts one training step: the forward pass

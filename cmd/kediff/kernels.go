@@ -9,6 +9,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/kediff/kediff/kernels"
 	"github.com/kediff/kediff/kernels/cuda"
@@ -87,18 +89,33 @@ func runKernels(ctx context.Context, args []string) error {
 		if *quiet {
 			w = io.Discard
 		}
-		res := cuda.Check(d, cases, bf, *seed, w)
-		for _, r := range res {
-			if !r.OK && *quiet {
-				fmt.Printf("FAIL %s: rel err %.2e (tol %.0e) %s\n", r.Case, r.Err, r.Tol, r.Detail)
-			}
-			failed = failed || !r.OK
-		}
 		p := "fp32"
 		if bf {
 			p = "bf16"
 		}
-		fmt.Printf("%s: %s\n", p, cuda.Summary(res))
+		// On a GPU every version of the row kernels is checked (the
+		// emulation runs them all as the same serial loop), the default last.
+		variants := []int{0}
+		if !o.Emulate {
+			variants = cuda.RowVariants
+		}
+		for _, v := range variants {
+			label := p
+			if v != 0 {
+				if _, err := d.SetRowVariant(v); err != nil {
+					return err
+				}
+				label = fmt.Sprintf("%s, row kernels v%d", p, v)
+			}
+			res := cuda.Check(d, cases, bf, *seed, w)
+			for _, r := range res {
+				if !r.OK && *quiet {
+					fmt.Printf("FAIL %s (%s): rel err %.2e (tol %.0e) %s\n", r.Case, label, r.Err, r.Tol, r.Detail)
+				}
+				failed = failed || !r.OK
+			}
+			fmt.Printf("%s: %s\n", label, cuda.Summary(res))
+		}
 		if *step {
 			// fp32: the device step must be the CPU's. bf16: its distance from
 			// the CPU's fp32 step is bf16's own error (per gradient about 3e-2
@@ -147,6 +164,7 @@ func runKernelsBench(args []string) error {
 	top := fs.Int("top", 15, "list the N slowest cases at the end")
 	rateN := fs.Int("rate-elements", 1<<26, "elements of the bandwidth probe (an Accumulate)")
 	rateM := fs.Int("rate-matrix", 8192, "side of the matrix-rate probe (a square Gemm on activation buffers)")
+	rows := fs.Int("rows", 1, "on a device, also time every row-kernel version (cuda.RowVariants) and list the cases it changes; 0: the default version only")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -165,8 +183,40 @@ func runKernelsBench(args []string) error {
 	r := cuda.MeasureRates(be, *rateN, *rateM, 3)
 	fmt.Printf("device %s: measured %.1f GB/s (Accumulate of %d elements), %.2f TFLOP/s (Gemm %d^3 on activation buffers)\n",
 		*dev.device, r.Bandwidth/1e9, *rateN, r.Matrix/1e12, *rateM)
-	res := cuda.Bench(be, cases, *reps, r, os.Stdout)
-	cuda.Top(res, *top, os.Stdout)
+	d, isDevice := be.(*cuda.Device)
+	if *rows == 0 || !isDevice || d.Emulated() {
+		cuda.Top(cuda.Bench(be, cases, *reps, r, os.Stdout), *top, os.Stdout)
+		return nil
+	}
+	// every row-kernel version, the default (the last) in full, then the
+	// cases whose time the version changes
+	var runs [][]cuda.BenchResult
+	for _, v := range cuda.RowVariants {
+		if _, err := d.SetRowVariant(v); err != nil {
+			return err
+		}
+		w := io.Discard
+		if v == cuda.RowVariants[len(cuda.RowVariants)-1] {
+			w = os.Stdout
+			fmt.Printf("row kernels v%d:\n", v)
+		}
+		runs = append(runs, cuda.Bench(be, cases, *reps, r, w))
+	}
+	last := runs[len(runs)-1]
+	cuda.Top(last, *top, os.Stdout)
+	fmt.Printf("cases the row-kernel version changes by more than 10%%:\n")
+	for i, c := range last {
+		var times []string
+		changed := false
+		for k, run := range runs {
+			times = append(times, fmt.Sprintf("v%d %10s", cuda.RowVariants[k], run[i].Time.Round(time.Microsecond/10)))
+			q := run[i].Time.Seconds() / max(c.Time.Seconds(), 1e-12)
+			changed = changed || q > 1.1 || q < 1/1.1
+		}
+		if changed {
+			fmt.Printf("  %-72s %s\n", c.Case, strings.Join(times, "  "))
+		}
+	}
 	return nil
 }
 

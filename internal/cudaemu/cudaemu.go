@@ -36,7 +36,7 @@ func Lib(t testing.TB) string {
 			return
 		}
 		once.path = filepath.Join(dir, "libkediff_cuda_emu.so")
-		once.out, once.err = exec.Command("g++", "-std=c++17", "-O2", "-shared", "-fPIC", "-o", once.path, src).CombinedOutput()
+		once.out, once.err = exec.Command("g++", "-std=c++17", "-O2", "-pthread", "-shared", "-fPIC", "-o", once.path, src).CombinedOutput()
 	})
 	if once.err != nil {
 		t.Fatalf("building the libkediff_cuda emulation: %v\n%s", once.err, once.out)

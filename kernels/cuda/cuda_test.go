@@ -98,16 +98,28 @@ func TestEmulatedKernelsMatchCPU(t *testing.T) {
 	rec.Gemm(true, false, 5, 7, 3, 0.5, make([]float32, 15), 5, make([]float32, 21), 7, 0, make([]float32, 35), 7)
 	cases = append(cases, rec.Cases()...)
 	t.Logf("%d kernel cases", len(cases))
-	for _, bf := range []bool{false, true} {
-		d := emu(t, bf)
-		var sb strings.Builder
-		res := Check(d, cases, bf, 1, &sb)
-		for _, r := range res {
-			if !r.OK {
-				t.Errorf("bf16 %v: %s: rel err %.3g > %.0e (%s)", bf, r.Case, r.Err, r.Tol, r.Detail)
+	// row kernels in both versions: one serial lane per row, and a block of
+	// lanes (host threads) that stride over the row and reduce together
+	for _, v := range RowVariants {
+		for _, bf := range []bool{false, true} {
+			d := emu(t, bf)
+			prev, err := d.SetRowVariant(v)
+			if err != nil {
+				t.Fatal(err)
 			}
+			var sb strings.Builder
+			res := Check(d, cases, bf, 1, &sb)
+			d.SetRowVariant(prev)
+			for _, r := range res {
+				if !r.OK {
+					t.Errorf("row kernels v%d, bf16 %v: %s: rel err %.3g > %.0e (%s)", v, bf, r.Case, r.Err, r.Tol, r.Detail)
+				}
+			}
+			t.Logf("row kernels v%d, bf16 %v: %s", v, bf, Summary(res))
 		}
-		t.Logf("bf16 %v: %s", bf, Summary(res))
+	}
+	if _, err := emu(t, false).SetRowVariant(3); err == nil {
+		t.Error("row-kernel version 3 accepted")
 	}
 }
 

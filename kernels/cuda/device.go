@@ -116,6 +116,25 @@ func (d *Device) Zero(buf []float32) { d.check("zero", d.lib.zero(view(buf), len
 // the peak since the last reset (reset sets the peak to what is live).
 func (d *Device) Memory(reset bool) (live, peak int64) { return d.lib.mem(reset) }
 
+// Emulated reports whether d is the host emulation (where every kernel
+// version runs as the same serial code).
+func (d *Device) Emulated() bool { return d.emu }
+
+// RowVariants are the versions of the row kernels (norms, softmax, gradient
+// sums) that SetRowVariant chooses from: 1, one thread per row; 2, a thread
+// block per row (the default). The host emulation runs both serially.
+var RowVariants = []int{1, 2}
+
+// SetRowVariant makes the following ops run row kernels in version v (one of
+// RowVariants) and returns the previous version. Every Device of the process
+// shares the choice.
+func (d *Device) SetRowVariant(v int) (previous int, err error) {
+	if p := d.lib.setVariant(0, v); p >= 0 {
+		return p, nil
+	}
+	return 0, fmt.Errorf("kernels/cuda: no row-kernel version %d (have %v)", v, RowVariants)
+}
+
 // Sync waits for the device's queued work and reports any asynchronous error.
 func (d *Device) Sync() { d.check("sync", d.lib.sync()) }
 

@@ -20,6 +20,7 @@ typedef const char *(*kd_zero_fn)(void *, long);
 typedef const char *(*kd_sync_fn)(void);
 typedef const char *(*kd_run_fn)(int, void **, const long *, const double *, const int32_t *, double *);
 typedef void (*kd_mem_fn)(long long *, long long *, int);
+typedef int (*kd_set_variant_fn)(int, int);
 
 typedef struct {
 	void *h;
@@ -35,6 +36,7 @@ typedef struct {
 	kd_sync_fn sync;
 	kd_run_fn run;
 	kd_mem_fn mem;
+	kd_set_variant_fn set_variant;
 } kd_lib;
 
 static const char *kd_open(kd_lib *l, const char *path) {
@@ -44,6 +46,7 @@ static const char *kd_open(kd_lib *l, const char *path) {
 	SYM(init, "kd_init") SYM(op_count, "kd_op_count") SYM(op_name, "kd_op_name") SYM(alloc, "kd_alloc")
 	SYM(free, "kd_free") SYM(dtype, "kd_dtype") SYM(upload, "kd_upload") SYM(download, "kd_download")
 	SYM(zero, "kd_zero") SYM(sync, "kd_sync") SYM(run, "kd_run") SYM(mem, "kd_mem")
+	SYM(set_variant, "kd_set_variant")
 #undef SYM
 	return NULL;
 }
@@ -58,6 +61,7 @@ static const char *kd_c_upload(kd_lib *l, void *v, const float *src, long n) { r
 static const char *kd_c_download(kd_lib *l, float *dst, const void *v, long n) { return l->download(dst, v, n); }
 static const char *kd_c_zero(kd_lib *l, void *v, long n) { return l->zero(v, n); }
 static const char *kd_c_sync(kd_lib *l) { return l->sync(); }
+static int kd_c_set_variant(kd_lib *l, int family, int v) { return l->set_variant(family, v); }
 static void kd_c_mem(kd_lib *l, long long *live, long long *peak, int reset) { l->mem(live, peak, reset); }
 static const char *kd_c_run(kd_lib *l, int op, void **p, const long *n, const double *f, const int32_t *host, double *res) {
 	return l->run(op, p, n, f, host, res);
@@ -130,6 +134,8 @@ func (l *library) alloc(n int, dtype int) (unsafe.Pointer, error) {
 }
 
 func (l *library) free(v unsafe.Pointer) { C.kd_c_free(l.l, v) }
+
+func (l *library) setVariant(family, v int) int { return int(C.kd_c_set_variant(l.l, C.int(family), C.int(v))) }
 
 func (l *library) dtype(v unsafe.Pointer) int { return int(C.kd_c_dtype(l.l, v)) }
 

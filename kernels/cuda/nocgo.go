@@ -20,6 +20,15 @@ func (*Device) Sync() {}
 // Memory reports nothing.
 func (*Device) Memory(bool) (live, peak int64) { return 0, 0 }
 
+// RowVariants are the row-kernel versions (none without cgo).
+var RowVariants []int
+
+// Emulated is false.
+func (*Device) Emulated() bool { return false }
+
+// SetRowVariant fails without cgo.
+func (*Device) SetRowVariant(int) (int, error) { return 0, errors.New("kernels/cuda: built without cgo") }
+
 // DType is "fp32".
 func (*Device) DType([]float32) string { return "fp32" }
 

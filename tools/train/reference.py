@@ -26,7 +26,14 @@ an optional padding mask on the U-Net attention's text keys.
                                  w_a, noise, loss_weight); then, for every line
                                  N read from stdin, N full steps (zero_grad,
                                  forward, loss, backward, clip 1.0, AdamW), one
-                                 JSON line each: wall and process CPU seconds
+                                 JSON line each: wall and process CPU seconds,
+                                 loss, peak device memory. OPTIONS: --device
+                                 cpu|cuda, --precision fp32|bf16 (autocast),
+                                 --mode eager|compile[:MODE] (torch.compile);
+                                 attention through SDPA where torch has it
+    reference.py bench-step CONFIG THREADS [OPTIONS]
+                                 CFG sampling-step timing for bench/gpu: batch
+                                 1 (2 rows) DDIM steps of a random model
 
 No dependency besides torch and numpy: safetensors is read and written here.
 """
@@ -89,6 +96,11 @@ def read_safetensors(path):
 
 # ---------------------------------------------------------------- model
 
+# SDPA routes the attention products through F.scaled_dot_product_attention
+# (flash or memory-efficient kernels on a GPU); the benchmarks set it where
+# torch has it (2.0+). Off, attention is the explicit softmax(QK^T)V of GLIDE.
+SDPA = False
+
 
 class GroupNormAct(nn.GroupNorm):
     """nn.GroupNorm followed by SiLU when swish (GLIDE's normalization())."""
@@ -98,7 +110,9 @@ class GroupNormAct(nn.GroupNorm):
         self.swish = swish
 
     def forward(self, x):
-        y = super().forward(x)
+        # in fp32 under autocast, as CUDA's autocast runs group_norm (CPU's
+        # in torch 1.13 would reject bf16 input with fp32 weights)
+        y = super().forward(x.float())
         return F.silu(y) if self.swish else y
 
 
@@ -175,13 +189,21 @@ class AttentionBlock(nn.Module):
         L = ek.shape[-1]
         # keyword scale s_j per key: (b, L) text part, image part 1 + w_a
         s = th.cat([key_scale["text"], key_scale["image"][:, None].expand(b, T)], dim=1)
-        k = k * s.repeat_interleave(nh, dim=0)[:, None, :]
-        w = th.einsum("bct,bcs->bts", q, k) / math.sqrt(ch)
+        k = k * s.repeat_interleave(nh, dim=0)[:, None, :].to(k.dtype)
+        m = None
         if key_mask is not None:
-            m = th.cat([key_mask, th.ones(b, T, dtype=th.bool)], dim=1).repeat_interleave(nh, dim=0)
-            w = w.masked_fill(~m[:, None, :], float("-inf"))
-        w = th.softmax(w, dim=-1)
-        a = th.einsum("bts,bcs->bct", w, v).reshape(b, c, T)
+            m = th.cat([key_mask, th.ones(b, T, dtype=th.bool, device=x.device)], dim=1).repeat_interleave(nh, dim=0)
+        if SDPA:
+            # (b*nh, T, ch) layouts; a boolean mask marks the keys to attend
+            a = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                               attn_mask=None if m is None else m[:, None, :])
+            a = a.transpose(1, 2).reshape(b, c, T)
+        else:
+            w = th.einsum("bct,bcs->bts", q, k) / math.sqrt(ch)
+            if m is not None:
+                w = w.masked_fill(~m[:, None, :], float("-inf"))
+            w = th.softmax(w, dim=-1)
+            a = th.einsum("bts,bcs->bct", w, v).reshape(b, c, T)
         return x + self.proj_out(a).reshape(b, c, H, W)
 
 
@@ -209,6 +231,9 @@ class MultiheadAttention(nn.Module):
         d = w // self.heads
         qkv = self.c_qkv(x).view(bs, n, self.heads, 3 * d)
         q, k, v = th.split(qkv, d, dim=-1)
+        if SDPA:
+            a = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2)
+            return self.c_proj(a.reshape(bs, n, w))
         att = th.softmax(th.einsum("bthc,bshc->bhts", q, k) / math.sqrt(d), dim=-1)
         return self.c_proj(th.einsum("bhts,bshc->bthc", att, v).reshape(bs, n, w))
 
@@ -250,7 +275,7 @@ class Transformer(nn.Module):
 
 def timestep_embedding(t, dim, max_period=10000):
     half = dim // 2
-    freqs = th.exp(-math.log(max_period) * th.arange(0, half, dtype=th.float32) / half)
+    freqs = th.exp(-math.log(max_period) * th.arange(0, half, dtype=th.float32, device=t.device) / half)
     args = t[:, None].float() * freqs[None]
     emb = th.cat([th.cos(args), th.sin(args)], dim=-1)
     if dim % 2:
@@ -476,43 +501,154 @@ def openblas_core():
     return f().decode()
 
 
-def requests(model):
+def requests(model, **info):
     """The benchmarks' protocol: print the ready line (parameter count,
-    threads, torch version, OpenBLAS core), then yield each request line that
-    Go writes to stdin."""
+    threads, torch version, OpenBLAS core, and info), then yield each request
+    line that Go writes to stdin."""
     nparams = sum(p.numel() for p in model.parameters())
     print(json.dumps({"ready": True, "params": nparams, "threads": th.get_num_threads(),
-                      "torch": th.__version__, "blas_core": openblas_core()}), flush=True)
+                      "torch": th.__version__, "blas_core": openblas_core(), **info}), flush=True)
     for line in sys.stdin:
         if line.strip():
             yield line.strip()
 
 
-def bench(cfg_path, inputs, threads):
-    """Time full training steps; driven over stdin by bench/train (Go)."""
+def bench_options(args):
+    """The options after a bench subcommand's positional arguments:
+    --device cpu|cuda, --precision fp32|bf16 (bf16 autocast, fp32 weights),
+    --mode eager|compile|compile:MODE (torch.compile, MODE as its mode=)."""
+    o = {"device": "cpu", "precision": "fp32", "mode": "eager"}
+    for i in range(0, len(args), 2):
+        k = args[i].lstrip("-")
+        if k not in o or i + 1 >= len(args):
+            sys.exit(f"bench: unknown option {args[i]!r} (want --device, --precision, --mode with a value)")
+        o[k] = args[i + 1]
+    if o["device"].startswith("cuda") and not th.cuda.is_available():
+        sys.exit(f"bench: --device {o['device']}, but this torch ({th.__version__}) sees no GPU")
+    if o["mode"] != "eager" and not hasattr(th, "compile"):
+        sys.exit(f"bench: --mode {o['mode']} needs torch.compile (torch 2.0+), this is torch {th.__version__}")
+    global SDPA
+    SDPA = hasattr(F, "scaled_dot_product_attention")
+    return o
+
+
+class Bench:
+    """What a benchmark side needs around its model: the device, bf16
+    autocast, torch.compile, synchronisation and peak device memory."""
+
+    def __init__(self, o):
+        self.dev = th.device(o["device"])
+        self.cuda = self.dev.type == "cuda"
+        self.bf16 = o["precision"] == "bf16"
+        if o["precision"] not in ("fp32", "bf16"):
+            sys.exit(f"bench: --precision {o['precision']!r}, want fp32 or bf16")
+        self.mode = o["mode"]
+        if self.cuda:
+            th.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32, as kediff's
+            th.backends.cudnn.allow_tf32 = False
+            th.cuda.reset_peak_memory_stats(self.dev)
+
+    def compile(self, fn):
+        if self.mode == "eager":
+            return fn
+        _, _, m = self.mode.partition(":")
+        return th.compile(fn, mode=m or None)
+
+    def autocast(self):
+        return th.autocast(device_type=self.dev.type, dtype=th.bfloat16, enabled=self.bf16)
+
+    def sync(self):
+        if self.cuda:
+            th.cuda.synchronize(self.dev)
+
+    def peak(self):
+        return th.cuda.max_memory_allocated(self.dev) if self.cuda else 0
+
+    def info(self):
+        name = th.cuda.get_device_name(self.dev) if self.cuda else "cpu"
+        return {"device": name, "precision": "bf16" if self.bf16 else "fp32", "mode": self.mode, "sdpa": SDPA}
+
+
+def bench(cfg_path, inputs, threads, *opts):
+    """Time full training steps; driven over stdin by bench/train and
+    bench/gpu (Go). Each result line has the step's wall and process CPU
+    seconds, its loss, and the peak device memory so far."""
     import time
     th.set_num_threads(threads)
+    o = bench_options(opts)
     with open(cfg_path) as f:
         cfg = json.load(f)
     cfg = cfg.get("model_config", cfg)
     th.manual_seed(1)
-    model = Text2ImUNet(cfg)
-    inp = read_safetensors(inputs)
+    b = Bench(o)
+    model = Text2ImUNet(cfg).to(b.dev)
+    inp = {k: v.to(b.dev) for k, v in read_safetensors(inputs).items()}
     args = (inp["z_t"], inp["timesteps"], inp["tokens"], inp["mask"].bool(),
             inp["w_a"], inp["keyword"].bool())
     noise, weight = inp["noise"], inp["loss_weight"]
-    opt = th.optim.AdamW(model.parameters(), lr=0.9e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
-    for line in requests(model):
+    kw = {"fused": True} if b.cuda else {}
+    opt = th.optim.AdamW(model.parameters(), lr=0.9e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, **kw)
+    fwd = b.compile(model)
+    for line in requests(model, **b.info()):
         for _ in range(int(line)):
             w0, c0 = time.perf_counter(), time.process_time()
             opt.zero_grad(set_to_none=False)
-            loss = weighted_mse(model(*args), noise, weight)
+            with b.autocast():
+                eps = fwd(*args)
+            loss = weighted_mse(eps.float(), noise, weight)
             loss.backward()
             th.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             l = loss.item()
+            b.sync()
             w1, c1 = time.perf_counter(), time.process_time()
-            print(json.dumps({"wall": w1 - w0, "cpu": c1 - c0, "loss": l}), flush=True)
+            print(json.dumps({"wall": w1 - w0, "cpu": c1 - c0, "loss": l, "peak": b.peak()}), flush=True)
+
+
+def bench_step(cfg_path, threads, *opts):
+    """Time classifier-free-guided DDIM steps at batch 1 of a randomly
+    initialised model of cfg_path; driven over stdin by bench/gpu (Go). The
+    prompt is encoded once; each step is one forward of both guidance halves
+    as one batch of 2, the guided eps, and the DDIM update (eta 0, 50 steps
+    over 1000). For every line N read, N steps, one result line each."""
+    import time
+    th.set_num_threads(threads)
+    o = bench_options(opts)
+    with open(cfg_path) as f:
+        cfg = json.load(f)
+    cfg = cfg.get("model_config", cfg)
+    th.manual_seed(1)
+    b = Bench(o)
+    model = Text2ImUNet(cfg).to(b.dev).eval()
+    L, S, C = cfg["text_ctx"], cfg["image_size"], cfg["in_channels"]
+    g = th.Generator().manual_seed(2)
+    tokens = th.randint(0, cfg["n_vocab"], (2, L), generator=g).to(b.dev)
+    mask = th.zeros(2, L, dtype=th.bool)
+    mask[1, : L // 2] = True  # row 0: the unconditional prompt, all padding
+    mask = mask.to(b.dev)
+    x = th.randn(1, C, S, S, generator=g).to(b.dev)
+    zero_w, no_kw = th.zeros(2, device=b.dev), th.zeros_like(mask)
+    abar = np.cumprod(1 - np.linspace(math.sqrt(0.00085), math.sqrt(0.012), 1000, dtype=np.float64) ** 2)
+    fwd = b.compile(model.forward_encoded)
+    with th.no_grad(), b.autocast():
+        xf_proj, xf_out = model.get_text_emb(tokens, mask)
+    step = 0
+    for line in requests(model, **b.info()):
+        for _ in range(int(line)):
+            t = 999 - 20 * (step % 50)
+            a_t, a_p = abar[t], (abar[t - 20] if t >= 20 else 1.0)
+            step += 1
+            w0, c0 = time.perf_counter(), time.process_time()
+            with th.no_grad():
+                with b.autocast():
+                    eps = fwd(th.cat([x, x]), th.full((2,), float(t), device=b.dev), xf_proj, xf_out, mask, zero_w, no_kw)
+                eps = eps.float()
+                eps = eps[:1] + 2.1 * (eps[1:] - eps[:1])
+                x0 = (x - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)
+                x = math.sqrt(a_p) * x0 + math.sqrt(1 - a_p) * eps
+            b.sync()
+            w1, c1 = time.perf_counter(), time.process_time()
+            print(json.dumps({"wall": w1 - w0, "cpu": c1 - c0, "loss": float(x.abs().mean()), "peak": b.peak()}), flush=True)
 
 
 def bench_sample(ckpt, threads):
@@ -575,8 +711,11 @@ if __name__ == "__main__":
     elif cmd == "check":
         check(sys.argv[2])
     elif cmd == "bench":
-        bench(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        bench(sys.argv[2], sys.argv[3], int(sys.argv[4]), *sys.argv[5:])
+    elif cmd == "bench-step":
+        bench_step(sys.argv[2], int(sys.argv[3]), *sys.argv[4:])
     elif cmd == "bench-sample":
         bench_sample(sys.argv[2], int(sys.argv[3]))
     else:
-        sys.exit(f"usage: {sys.argv[0]} fixture [OUT] | check DIR | bench CONFIG INPUTS THREADS | bench-sample CKPT THREADS")
+        sys.exit(f"usage: {sys.argv[0]} fixture [OUT] | check DIR | bench CONFIG INPUTS THREADS [OPTIONS] | "
+                 "bench-step CONFIG THREADS [OPTIONS] | bench-sample CKPT THREADS")

@@ -22,13 +22,16 @@ import (
 	"time"
 
 	"github.com/kediff/kediff/kernels"
+	"github.com/kediff/kediff/safetensors"
 	"github.com/kediff/kediff/unet"
 )
 
 // Timing is one timed run: wall seconds, CPU seconds of its process (every
-// thread), and a loss or check value the run reports.
+// thread), a loss or check value the run reports, and (from PyTorch on a
+// GPU) the peak device memory so far.
 type Timing struct {
 	Wall, CPU, Loss float64
+	Peak            int64
 }
 
 // WallOf and CPUOf select a Timing's seconds.
@@ -157,6 +160,12 @@ type TorchInfo struct {
 	Torch   string `json:"torch"`
 	// BLASCore is openblas_get_corename() in the PyTorch process.
 	BLASCore string `json:"blas_core"`
+	// Device, Precision, Mode and SDPA describe a bench run's setup
+	// (reference.py's Bench.info).
+	Device    string `json:"device"`
+	Precision string `json:"precision"`
+	Mode      string `json:"mode"`
+	SDPA      bool   `json:"sdpa"`
 }
 
 // StartTorch runs python with args, its OpenBLAS and OpenMP on threads
@@ -314,4 +323,24 @@ func ForwardFLOPs(c unet.Config, B int, text bool) float64 {
 	}
 	conv(ch, c.OutChannels, 3, S)
 	return f
+}
+
+// WriteInputs stores a training batch for reference.py's bench subcommand.
+func WriteInputs(path string, mc unet.Config, in *unet.Batch, noise, weight []float32) error {
+	B, C, S, L := in.N(), mc.InChannels, mc.ImageSize, mc.TextCtx
+	tok := make([]int64, len(in.Tokens))
+	for i, v := range in.Tokens {
+		tok[i] = int64(v)
+	}
+	ts := map[string]safetensors.Tensor{
+		"z_t":         safetensors.F32([]int{B, C, S, S}, in.X),
+		"noise":       safetensors.F32([]int{B, C, S, S}, noise),
+		"timesteps":   safetensors.F32([]int{B}, in.Timesteps),
+		"w_a":         safetensors.F32([]int{B}, in.WA),
+		"loss_weight": safetensors.F32([]int{B, S, S}, weight),
+		"tokens":      safetensors.I64([]int{B, L}, tok),
+		"mask":        safetensors.Bool([]int{B, L}, in.Mask),
+		"keyword":     safetensors.Bool([]int{B, L}, in.Keyword),
+	}
+	return safetensors.WriteFile(path, ts, nil)
 }

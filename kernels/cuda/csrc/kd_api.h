@@ -208,7 +208,7 @@ const char *conv_bwd(void **p, const long *n) {
 	TRY(need(p[4], g.B * g.C * g.H * g.W, &in, "inp"));
 	TRY(need(p[5], g.OC * g.ckk(), &w, "weight"));
 	long ohw = g.ohw(), chw = g.C * g.H * g.W, ckk = g.ckk();
-	if (db.p) TRY(rt::each(g.OC, SumRows{db, dout, g.B, g.OC, ohw}));
+	if (db.p) TRY(rt::rows(g.OC, SumRows{db, dout, g.B, g.OC, ohw}));
 	auto at = [](Ten t, long off) {
 		t.p = (char *)t.p + off * kd_size(t.dt);
 		return t;
@@ -248,7 +248,7 @@ const char *attn_fwd(void **p, const long *n) {
 	TRY(resolve(p[5], B * Nk, &scale, "keyScale"));
 	TRY(resolve(p[6], B * Nk, &mask, "keyMask"));
 	TRY(gemm(false, true, Nq, Nk, D, 1, q, D, Nq * D, k, D, Nk * D, 0, att, Nk, Nq * Nk, BH));
-	TRY(rt::each(BH * Nq, AttnSoftmax{att, scale, mask, Nk, NH * Nq, 1 / sqrt((double)D)}));
+	TRY(rt::rows(BH * Nq, AttnSoftmax{att, scale, mask, Nk, NH * Nq, 1 / sqrt((double)D)}));
 	return gemm(false, false, Nq, D, Nk, 1, att, Nk, Nq * Nk, v, D, Nk * D, 0, out, D, Nq * D, BH);
 }
 
@@ -267,7 +267,7 @@ const char *attn_bwd(void **p, const long *n) {
 	TRY(resolve(p[9], B * Nk, &scale, "keyScale"));
 	TRY(gemm(true, false, Nk, D, Nq, 1, att, Nk, Nq * Nk, dout, D, Nq * D, 1, dv, D, Nk * D, BH));
 	TRY(gemm(false, true, Nq, Nk, D, 1, dout, D, Nq * D, v, D, Nk * D, 0, scr, Nk, Nq * Nk, BH));
-	TRY(rt::each(BH * Nq, AttnSoftmaxBwd{scr, att, scale, Nk, NH * Nq, 1 / sqrt((double)D)}));
+	TRY(rt::rows(BH * Nq, AttnSoftmaxBwd{scr, att, scale, Nk, NH * Nq, 1 / sqrt((double)D)}));
 	TRY(gemm(false, false, Nq, D, Nk, 1, scr, Nk, Nq * Nk, k, D, Nk * D, 1, dq, D, Nq * D, BH));
 	return gemm(true, false, Nk, D, Nq, 1, scr, Nk, Nq * Nk, q, D, Nq * D, 1, dk, D, Nk * D, BH);
 }
@@ -307,7 +307,7 @@ const char *run(int op, void **p, const long *n, const double *f, const int32_t 
 		TRY(need(p[3], B * C * HW, &in, "inp"));
 		TRY(need(p[4], C, &w, "weight"));
 		TRY(need(p[5], C, &b, "bias"));
-		TRY(rt::each(B * G, NormStats{in, mean, rstd, C / G * HW, f[0]}));
+		TRY(rt::rows(B * G, NormStats{in, mean, rstd, C / G * HW, f[0]}));
 		return rt::each(B * C * HW, GroupNormApply{out, in, mean, rstd, w, b, C, HW, G});
 	}
 	case OP_GROUPNORM_BWD: {
@@ -321,9 +321,9 @@ const char *run(int op, void **p, const long *n, const double *f, const int32_t 
 		TRY(need(p[5], C, &w, "weight"));
 		TRY(need(p[6], B * G, &mean, "mean"));
 		TRY(need(p[7], B * G, &rstd, "rstd"));
-		TRY(rt::each(C, GroupNormParamGrads{dw, db, dout, in, mean, rstd, B, C, HW, G}));
+		TRY(rt::rows(C, GroupNormParamGrads{dw, db, dout, in, mean, rstd, B, C, HW, G}));
 		if (!dinp.p) return nullptr;
-		return rt::each(B * G, GroupNormInputGrads{dinp, dout, in, w, mean, rstd, C, HW, G});
+		return rt::rows(B * G, GroupNormInputGrads{dinp, dout, in, w, mean, rstd, C, HW, G});
 	}
 	case OP_LAYERNORM_FWD: {
 		long N = n[0], C = n[1];
@@ -334,7 +334,7 @@ const char *run(int op, void **p, const long *n, const double *f, const int32_t 
 		TRY(need(p[3], N * C, &in, "inp"));
 		TRY(need(p[4], C, &w, "weight"));
 		TRY(need(p[5], C, &b, "bias"));
-		TRY(rt::each(N, NormStats{in, mean, rstd, C, f[0]}));
+		TRY(rt::rows(N, NormStats{in, mean, rstd, C, f[0]}));
 		return rt::each(N * C, LayerNormApply{out, in, mean, rstd, w, b, C});
 	}
 	case OP_LAYERNORM_BWD: {
@@ -348,9 +348,9 @@ const char *run(int op, void **p, const long *n, const double *f, const int32_t 
 		TRY(need(p[5], C, &w, "weight"));
 		TRY(need(p[6], N, &mean, "mean"));
 		TRY(need(p[7], N, &rstd, "rstd"));
-		TRY(rt::each(C, LayerNormParamGrads{dw, db, dout, in, mean, rstd, N, C}));
+		TRY(rt::rows(C, LayerNormParamGrads{dw, db, dout, in, mean, rstd, N, C}));
 		if (!dinp.p) return nullptr;
-		return rt::each(N, LayerNormInputGrads{dinp, dout, in, w, mean, rstd, C});
+		return rt::rows(N, LayerNormInputGrads{dinp, dout, in, w, mean, rstd, C});
 	}
 	case OP_LINEAR_FWD: {
 		long N = n[0], C = n[1], OC = n[2];
@@ -374,7 +374,7 @@ const char *run(int op, void **p, const long *n, const double *f, const int32_t 
 		TRY(need(p[5], OC * C, &w, "weight"));
 		if (dinp.p) TRY(gemm(false, false, N, C, OC, 1, dout, OC, 0, w, C, 0, 1, dinp, C, 0, 1));
 		TRY(gemm(true, false, OC, C, N, 1, dout, OC, 0, in, C, 0, 1, dw, C, 0, 1));
-		if (db.p) TRY(rt::each(OC, SumRows{db, dout, N, OC, 1}));
+		if (db.p) TRY(rt::rows(OC, SumRows{db, dout, N, OC, 1}));
 		return nullptr;
 	}
 	case OP_SILU_FWD:
@@ -408,14 +408,14 @@ const char *run(int op, void **p, const long *n, const double *f, const int32_t 
 		Ten out, in;
 		TRY(need(p[0], n[0] * n[1], &out, "out"));
 		TRY(need(p[1], n[0] * n[1], &in, "inp"));
-		return rt::each(n[0], SoftmaxFwd{out, in, n[1]});
+		return rt::rows(n[0], SoftmaxFwd{out, in, n[1]});
 	}
 	case OP_SOFTMAX_BWD: {
 		Ten dinp, dout, out;
 		TRY(need(p[0], n[0] * n[1], &dinp, "dinp"));
 		TRY(need(p[1], n[0] * n[1], &dout, "dout"));
 		TRY(need(p[2], n[0] * n[1], &out, "out"));
-		return rt::each(n[0], SoftmaxBwd{dinp, dout, out, n[1]});
+		return rt::rows(n[0], SoftmaxBwd{dinp, dout, out, n[1]});
 	}
 	case OP_ATTN_FWD: return attn_fwd(p, n);
 	case OP_ATTN_BWD: return attn_bwd(p, n);
@@ -493,7 +493,7 @@ const char *run(int op, void **p, const long *n, const double *f, const int32_t 
 		TRY(need(p[3], B * C * HW, &dout, "dout"));
 		TRY(need(p[4], B * C * HW, &in, "inp"));
 		TRY(resolve(p[5], B * C, &scale, "scale"));
-		return rt::each(B * C, ScaleShiftBwd{dinp, dscale, dshift, dout, in, scale, HW});
+		return rt::rows(B * C, ScaleShiftBwd{dinp, dscale, dshift, dout, in, scale, HW});
 	}
 	case OP_CONCAT_FWD:
 	case OP_CONCAT_BWD: {
@@ -520,7 +520,7 @@ const char *run(int op, void **p, const long *n, const double *f, const int32_t 
 		const char *err = nullptr;
 		double *part = (double *)rt::scratch(5, 8 * (size_t)B, &err);
 		if (err) return err;
-		TRY(rt::each(B, MSEPart{eh, e, w, part, C, HW}));
+		TRY(rt::rows(B, MSEPart{eh, e, w, part, C, HW}));
 		std::vector<double> h(B);
 		TRY(rt::d2h(h.data(), part, 8 * (size_t)B));
 		double s = 0;
@@ -544,7 +544,7 @@ const char *run(int op, void **p, const long *n, const double *f, const int32_t 
 		const char *err = nullptr;
 		double *part = (double *)rt::scratch(5, 8 * (size_t)chunks, &err);
 		if (err) return err;
-		TRY(rt::each(chunks, SumSqPart{g, part, N, chunks}));
+		TRY(rt::rows(chunks, SumSqPart{g, part, N, chunks}));
 		std::vector<double> h(chunks);
 		TRY(rt::d2h(h.data(), part, 8 * (size_t)chunks));
 		double ss = 0;
@@ -586,6 +586,16 @@ extern "C" {
 const char *kd_init(int device, char *name, int name_len, long long *total) { return rt::init(device, name, name_len, total); }
 
 int kd_op_count(void) { return OP_COUNT; }
+
+// kd_set_variant picks version v of a kernel family (KD_VAR_ROWS: 1 or 2)
+// for the ops that follow and returns the previous one; -1 for an unknown
+// family or version.
+int kd_set_variant(int family, int v) {
+	if (family != KD_VAR_ROWS || v < 1 || v > 2) return -1;
+	int old = kd_variants[family];
+	kd_variants[family] = v;
+	return old;
+}
 const char *kd_op_name(int op) { return op >= 0 && op < OP_COUNT ? op_names[op] : ""; }
 
 // kd_alloc allocates n zeroed elements of dtype and returns their view.

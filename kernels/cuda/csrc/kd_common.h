@@ -83,3 +83,22 @@ KD_HD void add(Ten t, long i, float v) { st(t, i, ld(t, i) + v); }
 
 // kd_round rounds v to t's precision (what storing and loading it would give).
 KD_HD float kd_round(Ten t, float v) { return t.dt == KD_BF16 ? kd_bf2f(kd_f2bf(v)) : v; }
+
+// SerialRow is a row kernel's Row (kd_ops.h) when one thread does the whole
+// row: lane 0 of width 1, and combining partial results is the identity.
+struct SerialRow {
+	KD_HD long lane() const { return 0; }
+	KD_HD long width() const { return 1; }
+	KD_HD double sum(double v) { return v; }
+	KD_HD double max(double v) { return v; }
+};
+
+// Kernel variants (llm.c's numbered versions): kd_set_variant picks one per
+// family at run time, so kediff kernels check and bench can run each. rows:
+// 1 = one thread per row, 2 = a thread block per row (the GPU's default; the
+// host emulation runs 1 by default and emulates 2 with host threads).
+enum { KD_VAR_ROWS = 0, KD_VAR_COUNT };
+#ifndef KD_ROWS_DEFAULT
+#define KD_ROWS_DEFAULT 2
+#endif
+inline int kd_variants[KD_VAR_COUNT] = {KD_ROWS_DEFAULT};

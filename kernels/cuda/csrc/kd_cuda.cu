@@ -95,6 +95,47 @@ template <class F> __global__ void each_kernel(long n, F f) {
 	for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)blockDim.x * gridDim.x) f(i);
 }
 
+// BlockRow is a row kernel's Row when a thread block shares the row: sum and
+// max reduce over the block (warp shuffles, then one value per warp through
+// shared memory); every thread of the block must reach each call.
+struct BlockRow {
+	__device__ long lane() const { return threadIdx.x; }
+	__device__ long width() const { return blockDim.x; }
+	template <class Op> __device__ double reduce(double v, Op op, double identity) {
+		__shared__ double part[32];
+		for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_down_sync(0xffffffffu, v, o));
+		int w = threadIdx.x / 32, l = threadIdx.x % 32, nw = (blockDim.x + 31) / 32;
+		__syncthreads(); // the previous call's readers are done with part
+		if (l == 0) part[w] = v;
+		__syncthreads();
+		if (w == 0) {
+			v = l < nw ? part[l] : identity;
+			for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_down_sync(0xffffffffu, v, o));
+			if (l == 0) part[0] = v;
+		}
+		__syncthreads();
+		return part[0];
+	}
+	struct Add {
+		__device__ double operator()(double a, double b) const { return a + b; }
+	};
+	struct Max {
+		__device__ double operator()(double a, double b) const { return fmax(a, b); }
+	};
+	__device__ double sum(double v) { return reduce(v, Add{}, 0.0); }
+	__device__ double max(double v) { return reduce(v, Max{}, -INFINITY); }
+};
+
+template <class F> __global__ void rows_serial_kernel(long n, F f) {
+	SerialRow t;
+	for (long r = blockIdx.x * (long)blockDim.x + threadIdx.x; r < n; r += (long)blockDim.x * gridDim.x) f(r, t);
+}
+
+template <class F> __global__ void rows_block_kernel(long n, F f) {
+	BlockRow t;
+	for (long r = blockIdx.x; r < n; r += gridDim.x) f(r, t);
+}
+
 } // namespace
 
 namespace rt {
@@ -175,6 +216,20 @@ template <class F> const char *each(long n, const F &f) {
 	if (blocks > 65536) blocks = 65536;
 	each_kernel<F><<<(unsigned)blocks, 256, 0, g_stream>>>(n, f);
 	CU(cudaGetLastError(), "launching a kernel");
+	return nullptr;
+}
+
+// rows runs a row kernel in the variant kd_set_variant chose: 1, one thread
+// per row (grid-stride); 2, a block of 256 threads per row.
+template <class F> const char *rows(long n, const F &f) {
+	if (n <= 0) return nullptr;
+	if (kd_variants[KD_VAR_ROWS] == 1) {
+		long blocks = (n + 255) / 256;
+		rows_serial_kernel<F><<<(unsigned)(blocks > 65536 ? 65536 : blocks), 256, 0, g_stream>>>(n, f);
+	} else {
+		rows_block_kernel<F><<<(unsigned)(n > 1048576 ? 1048576 : n), 256, 0, g_stream>>>(n, f);
+	}
+	CU(cudaGetLastError(), "launching a row kernel");
 	return nullptr;
 }
 

@@ -10,8 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <vector>
 
+#define KD_ROWS_DEFAULT 1 // serial rows: fast; variant 2 is for checking row kernels in blocks
 #include "kd_common.h"
 
 namespace rt {
@@ -37,6 +41,68 @@ inline const char *sync() { return nullptr; }
 
 template <class F> const char *each(long n, const F &f) {
 	for (long i = 0; i < n; i++) f(i);
+	return nullptr;
+}
+
+// EmuBlock is a thread block emulated by host threads, so that the row
+// kernels' lane striding, lane-0 writes and block reductions are checked
+// here as the GPU's variant 2 runs them (only the warp shuffles themselves
+// are left to the GPU).
+struct EmuBlock {
+	int width;
+	std::mutex mu;
+	std::condition_variable cv;
+	int arrived = 0;
+	long gen = 0;
+	std::vector<double> part;
+	void barrier() {
+		std::unique_lock<std::mutex> l(mu);
+		long g = gen;
+		if (++arrived == width) {
+			arrived = 0;
+			gen++;
+			cv.notify_all();
+		} else {
+			cv.wait(l, [&] { return gen != g; });
+		}
+	}
+};
+
+struct EmuRow {
+	EmuBlock *b;
+	long l;
+	long lane() const { return l; }
+	long width() const { return b->width; }
+	double reduce(double v, bool isMax) {
+		b->part[l] = v;
+		b->barrier();
+		double r = b->part[0];
+		for (int i = 1; i < b->width; i++) r = isMax ? fmax(r, b->part[i]) : r + b->part[i];
+		b->barrier(); // every lane has read part before the next reduction writes it
+		return r;
+	}
+	double sum(double v) { return reduce(v, false); }
+	double max(double v) { return reduce(v, true); }
+};
+
+// rows runs a row kernel: variant 1 serially, variant 2 on an emulated
+// block of 4 threads (each lane walks every row, as a CUDA block does).
+template <class F> const char *rows(long n, const F &f) {
+	if (kd_variants[KD_VAR_ROWS] == 1) {
+		SerialRow t;
+		for (long r = 0; r < n; r++) f(r, t);
+		return nullptr;
+	}
+	EmuBlock b;
+	b.width = 4;
+	b.part.resize(b.width);
+	std::vector<std::thread> lanes;
+	for (int l = 0; l < b.width; l++)
+		lanes.emplace_back([&, l] {
+			EmuRow t{&b, l};
+			for (long r = 0; r < n; r++) f(r, t);
+		});
+	for (auto &t : lanes) t.join();
 	return nullptr;
 }
 

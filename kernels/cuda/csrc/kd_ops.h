@@ -2,9 +2,14 @@
 // computing one output element (or one row) per call: f(i) for i in [0, n).
 // A runtime runs them with each(n, f): a grid-stride CUDA kernel on the
 // device, a plain loop in the host emulation, the same code either way.
-// These are issue 13's correctness-first versions: one thread per element or
-// row, no shared memory, reductions in double as the CPU reference
-// (package kernels) accumulates; the fast versions come next to them.
+// Elementwise kernels take one thread per element. Row kernels (a reduction
+// per row: norms, softmax, gradient sums) are written against a Row, the
+// threads that share the row: operator()(r, t) strides over the row by
+// t.lane() and t.width() and combines partial results with t.sum and t.max.
+// The runtime picks the Row: SerialRow (one thread per row: the host
+// emulation, and variant 1 on the GPU) or a thread block per row (variant 2,
+// the GPU's default). Reductions run in double, as the CPU reference (package
+// kernels) accumulates.
 #pragma once
 
 #include "kd_common.h"
@@ -112,22 +117,25 @@ struct Scale {
 struct SoftmaxFwd {
 	Ten out, in;
 	long C;
-	KD_HD void operator()(long r) const {
+	template <class R> KD_HD void operator()(long r, R &t) const {
 		double m = -INFINITY;
-		for (long j = 0; j < C; j++) m = fmax(m, (double)ld(in, r * C + j));
+		for (long j = t.lane(); j < C; j += t.width()) m = fmax(m, (double)ld(in, r * C + j));
+		m = t.max(m);
 		double s = 0;
-		for (long j = 0; j < C; j++) s += exp((double)ld(in, r * C + j) - m);
-		for (long j = 0; j < C; j++) st(out, r * C + j, (float)(exp((double)ld(in, r * C + j) - m) / s));
+		for (long j = t.lane(); j < C; j += t.width()) s += exp((double)ld(in, r * C + j) - m);
+		s = t.sum(s);
+		for (long j = t.lane(); j < C; j += t.width()) st(out, r * C + j, (float)(exp((double)ld(in, r * C + j) - m) / s));
 	}
 };
 
 struct SoftmaxBwd {
 	Ten dinp, dout, out;
 	long C;
-	KD_HD void operator()(long r) const {
+	template <class R> KD_HD void operator()(long r, R &t) const {
 		double dot = 0;
-		for (long j = 0; j < C; j++) dot += (double)ld(out, r * C + j) * ld(dout, r * C + j);
-		for (long j = 0; j < C; j++) add(dinp, r * C + j, (float)(ld(out, r * C + j) * (ld(dout, r * C + j) - dot)));
+		for (long j = t.lane(); j < C; j += t.width()) dot += (double)ld(out, r * C + j) * ld(dout, r * C + j);
+		dot = t.sum(dot);
+		for (long j = t.lane(); j < C; j += t.width()) add(dinp, r * C + j, (float)(ld(out, r * C + j) * (ld(dout, r * C + j) - dot)));
 	}
 };
 
@@ -138,27 +146,29 @@ struct AttnSoftmax {
 	Ten att, scale, mask;
 	long Nk, perB; // perB = NH*Nq rows per sample
 	double alpha;
-	KD_HD void operator()(long r) const {
+	template <class R> KD_HD void operator()(long r, R &t) const {
 		long b = r / perB;
 		double m = -INFINITY;
-		for (long j = 0; j < Nk; j++) {
+		for (long j = t.lane(); j < Nk; j += t.width()) {
 			if (mask.p && ld(mask, b * Nk + j) == 0) continue;
 			double l = alpha * ld(att, r * Nk + j);
 			if (scale.p) l *= ld(scale, b * Nk + j);
 			m = fmax(m, (double)kd_round(att, (float)l));
 		}
-		if (m == -INFINITY) {
-			for (long j = 0; j < Nk; j++) st(att, r * Nk + j, 0.f);
+		m = t.max(m);
+		if (m == -INFINITY) { // every lane sees the same m: the row is all masked
+			for (long j = t.lane(); j < Nk; j += t.width()) st(att, r * Nk + j, 0.f);
 			return;
 		}
 		double s = 0;
-		for (long j = 0; j < Nk; j++) {
+		for (long j = t.lane(); j < Nk; j += t.width()) {
 			if (mask.p && ld(mask, b * Nk + j) == 0) continue;
 			double l = alpha * ld(att, r * Nk + j);
 			if (scale.p) l *= ld(scale, b * Nk + j);
 			s += exp((double)kd_round(att, (float)l) - m);
 		}
-		for (long j = 0; j < Nk; j++) {
+		s = t.sum(s);
+		for (long j = t.lane(); j < Nk; j += t.width()) {
 			if (mask.p && ld(mask, b * Nk + j) == 0) {
 				st(att, r * Nk + j, 0.f);
 				continue;
@@ -176,11 +186,12 @@ struct AttnSoftmaxBwd {
 	Ten g, att, scale;
 	long Nk, perB;
 	double alpha;
-	KD_HD void operator()(long r) const {
+	template <class R> KD_HD void operator()(long r, R &t) const {
 		long b = r / perB;
 		double dot = 0;
-		for (long j = 0; j < Nk; j++) dot += (double)ld(att, r * Nk + j) * ld(g, r * Nk + j);
-		for (long j = 0; j < Nk; j++) {
+		for (long j = t.lane(); j < Nk; j += t.width()) dot += (double)ld(att, r * Nk + j) * ld(g, r * Nk + j);
+		dot = t.sum(dot);
+		for (long j = t.lane(); j < Nk; j += t.width()) {
 			double d = (double)ld(att, r * Nk + j) * (ld(g, r * Nk + j) - dot) * alpha;
 			if (scale.p) d *= ld(scale, b * Nk + j);
 			st(g, r * Nk + j, (float)d);
@@ -197,16 +208,19 @@ struct NormStats {
 	Ten in, mean, rstd;
 	long n;
 	double eps;
-	KD_HD void operator()(long r) const {
+	template <class R> KD_HD void operator()(long r, R &t) const {
 		double s = 0;
-		for (long i = 0; i < n; i++) s += ld(in, r * n + i);
-		double m = s / n, ss = 0;
-		for (long i = 0; i < n; i++) {
+		for (long i = t.lane(); i < n; i += t.width()) s += ld(in, r * n + i);
+		double m = t.sum(s) / n, ss = 0;
+		for (long i = t.lane(); i < n; i += t.width()) {
 			double d = ld(in, r * n + i) - m;
 			ss += d * d;
 		}
-		st(mean, r, (float)m);
-		st(rstd, r, (float)(1 / sqrt(ss / n + eps)));
+		ss = t.sum(ss);
+		if (t.lane() == 0) {
+			st(mean, r, (float)m);
+			st(rstd, r, (float)(1 / sqrt(ss / n + eps)));
+		}
 	}
 };
 
@@ -227,20 +241,20 @@ struct GroupNormApply {
 struct GroupNormParamGrads {
 	Ten dw, db, dout, in, mean, rstd;
 	long B, C, HW, G;
-	KD_HD void operator()(long c) const {
+	template <class R> KD_HD void operator()(long c, R &t) const {
 		double sw = 0, sb = 0;
-		for (long b = 0; b < B; b++) {
-			long bg = b * G + c / (C / G);
-			double m = ld(mean, bg), rs = ld(rstd, bg);
-			long off = (b * C + c) * HW;
-			for (long p = 0; p < HW; p++) {
-				double g = ld(dout, off + p);
-				sw += g * (ld(in, off + p) - m) * rs;
-				sb += g;
-			}
+		for (long k = t.lane(); k < B * HW; k += t.width()) {
+			long b = k / HW, bg = b * G + c / (C / G), o = (b * C + c) * HW + k % HW;
+			double g = ld(dout, o);
+			sw += g * (ld(in, o) - ld(mean, bg)) * ld(rstd, bg);
+			sb += g;
 		}
-		add(dw, c, (float)sw);
-		add(db, c, (float)sb);
+		sw = t.sum(sw);
+		sb = t.sum(sb);
+		if (t.lane() == 0) {
+			add(dw, c, (float)sw);
+			add(db, c, (float)sb);
+		}
 	}
 };
 
@@ -249,17 +263,17 @@ struct GroupNormParamGrads {
 struct GroupNormInputGrads {
 	Ten dinp, dout, in, w, mean, rstd;
 	long C, HW, G;
-	KD_HD void operator()(long bg) const {
+	template <class R> KD_HD void operator()(long bg, R &t) const {
 		long cg = C / G, n = cg * HW, c0 = (bg % G) * cg;
 		double m = ld(mean, bg), rs = ld(rstd, bg), sdx = 0, sdxx = 0;
-		for (long i = 0; i < n; i++) {
+		for (long i = t.lane(); i < n; i += t.width()) {
 			double d = (double)ld(dout, bg * n + i) * ld(w, c0 + i / HW);
 			sdx += d;
 			sdxx += d * (ld(in, bg * n + i) - m) * rs;
 		}
-		sdx /= n;
-		sdxx /= n;
-		for (long i = 0; i < n; i++) {
+		sdx = t.sum(sdx) / n;
+		sdxx = t.sum(sdxx) / n;
+		for (long i = t.lane(); i < n; i += t.width()) {
 			double xhat = (ld(in, bg * n + i) - m) * rs;
 			double d = (double)ld(dout, bg * n + i) * ld(w, c0 + i / HW);
 			add(dinp, bg * n + i, (float)(rs * (d - sdx - xhat * sdxx)));
@@ -281,31 +295,35 @@ struct LayerNormApply {
 struct LayerNormParamGrads {
 	Ten dw, db, dout, in, mean, rstd;
 	long N, C;
-	KD_HD void operator()(long c) const {
+	template <class R> KD_HD void operator()(long c, R &t) const {
 		double sw = 0, sb = 0;
-		for (long r = 0; r < N; r++) {
+		for (long r = t.lane(); r < N; r += t.width()) {
 			double g = ld(dout, r * C + c);
 			sw += g * (ld(in, r * C + c) - ld(mean, r)) * ld(rstd, r);
 			sb += g;
 		}
-		add(dw, c, (float)sw);
-		add(db, c, (float)sb);
+		sw = t.sum(sw);
+		sb = t.sum(sb);
+		if (t.lane() == 0) {
+			add(dw, c, (float)sw);
+			add(db, c, (float)sb);
+		}
 	}
 };
 
 struct LayerNormInputGrads {
 	Ten dinp, dout, in, w, mean, rstd;
 	long C;
-	KD_HD void operator()(long r) const {
+	template <class R> KD_HD void operator()(long r, R &t) const {
 		double m = ld(mean, r), rs = ld(rstd, r), sdx = 0, sdxx = 0;
-		for (long i = 0; i < C; i++) {
+		for (long i = t.lane(); i < C; i += t.width()) {
 			double d = (double)ld(dout, r * C + i) * ld(w, i);
 			sdx += d;
 			sdxx += d * (ld(in, r * C + i) - m) * rs;
 		}
-		sdx /= C;
-		sdxx /= C;
-		for (long i = 0; i < C; i++) {
+		sdx = t.sum(sdx) / C;
+		sdxx = t.sum(sdxx) / C;
+		for (long i = t.lane(); i < C; i += t.width()) {
 			double d = (double)ld(dout, r * C + i) * ld(w, i);
 			add(dinp, r * C + i, (float)(rs * (d - sdx - (ld(in, r * C + i) - m) * rs * sdxx)));
 		}
@@ -325,11 +343,11 @@ struct BiasRows {
 struct SumRows {
 	Ten dst, m;
 	long B, rows, n;
-	KD_HD void operator()(long r) const {
+	template <class R> KD_HD void operator()(long r, R &t) const {
 		double s = 0;
-		for (long b = 0; b < B; b++)
-			for (long i = 0; i < n; i++) s += ld(m, (b * rows + r) * n + i);
-		add(dst, r, (float)s);
+		for (long k = t.lane(); k < B * n; k += t.width()) s += ld(m, (k / n * rows + r) * n + k % n);
+		s = t.sum(s);
+		if (t.lane() == 0) add(dst, r, (float)s);
 	}
 };
 
@@ -434,18 +452,22 @@ struct ScaleShift {
 struct ScaleShiftBwd {
 	Ten dinp, dscale, dshift, dout, in, scale;
 	long HW;
-	KD_HD void operator()(long bc) const {
+	template <class R> KD_HD void operator()(long bc, R &t) const {
 		float a = 1.f;
 		if (scale.p) a += ld(scale, bc);
 		double ds = 0, dt = 0;
-		for (long p = 0; p < HW; p++) {
+		for (long p = t.lane(); p < HW; p += t.width()) {
 			double g = ld(dout, bc * HW + p);
 			dt += g;
 			if (dscale.p) ds += g * ld(in, bc * HW + p);
 			if (dinp.p) add(dinp, bc * HW + p, ld(dout, bc * HW + p) * a);
 		}
-		add(dshift, bc, (float)dt);
-		if (dscale.p) add(dscale, bc, (float)ds);
+		dt = t.sum(dt);
+		ds = t.sum(ds);
+		if (t.lane() == 0) {
+			add(dshift, bc, (float)dt);
+			if (dscale.p) add(dscale, bc, (float)ds);
+		}
 	}
 };
 
@@ -537,15 +559,15 @@ struct MSEPart {
 	Ten epsHat, eps, w;
 	double *part;
 	long C, HW;
-	KD_HD void operator()(long b) const {
+	template <class R> KD_HD void operator()(long b, R &t) const {
 		double s = 0;
-		for (long c = 0; c < C; c++)
-			for (long p = 0; p < HW; p++) {
-				long o = (b * C + c) * HW + p;
-				double d = (double)ld(eps, o) - ld(epsHat, o);
-				s += w.p ? d * d * ld(w, b * HW + p) : d * d;
-			}
-		part[b] = s;
+		for (long k = t.lane(); k < C * HW; k += t.width()) {
+			long o = b * C * HW + k;
+			double d = (double)ld(eps, o) - ld(epsHat, o);
+			s += w.p ? d * d * ld(w, b * HW + k % HW) : d * d;
+		}
+		s = t.sum(s);
+		if (t.lane() == 0) part[b] = s;
 	}
 };
 
@@ -565,13 +587,14 @@ struct SumSqPart {
 	Ten x;
 	double *part;
 	long n, chunks;
-	KD_HD void operator()(long c) const {
+	template <class R> KD_HD void operator()(long c, R &t) const {
 		double s = 0;
-		for (long i = c * n / chunks; i < (c + 1) * n / chunks; i++) {
+		for (long i = c * n / chunks + t.lane(); i < (c + 1) * n / chunks; i += t.width()) {
 			double v = ld(x, i);
 			s += v * v;
 		}
-		part[c] = s;
+		s = t.sum(s);
+		if (t.lane() == 0) part[c] = s;
 	}
 };
 
