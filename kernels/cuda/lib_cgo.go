@@ -135,7 +135,9 @@ func (l *library) alloc(n int, dtype int) (unsafe.Pointer, error) {
 
 func (l *library) free(v unsafe.Pointer) { C.kd_c_free(l.l, v) }
 
-func (l *library) setVariant(family, v int) int { return int(C.kd_c_set_variant(l.l, C.int(family), C.int(v))) }
+func (l *library) setVariant(family, v int) int {
+	return int(C.kd_c_set_variant(l.l, C.int(family), C.int(v)))
+}
 
 func (l *library) dtype(v unsafe.Pointer) int { return int(C.kd_c_dtype(l.l, v)) }
 

@@ -27,7 +27,9 @@ var RowVariants []int
 func (*Device) Emulated() bool { return false }
 
 // SetRowVariant fails without cgo.
-func (*Device) SetRowVariant(int) (int, error) { return 0, errors.New("kernels/cuda: built without cgo") }
+func (*Device) SetRowVariant(int) (int, error) {
+	return 0, errors.New("kernels/cuda: built without cgo")
+}
 
 // DType is "fp32".
 func (*Device) DType([]float32) string { return "fp32" }
