@@ -133,8 +133,8 @@ type Found struct {
 	// Shapes are the labels of every detection of this object scoring at
 	// least Options.AltScore, best first; a wanted shape matches any of them.
 	Shapes []string
-	Color string // "" when no pixel was near any synth colour
-	Score float32
+	Color  string // "" when no pixel was near any synth colour
+	Score  float32
 	// Box in pixels of the image.
 	X0, Y0, X1, Y1 float32
 }
