@@ -24,6 +24,11 @@ type Options struct {
 	Lang string
 	// Photo draws a busy photo-like background instead of a flat one.
 	Photo bool
+	// ObjectMix weighs scenes of 1, 2 and 3 objects (relative weights, e.g.
+	// {1, 2, 1} for prompts heavy in two-object attribute binding). All
+	// zero: uniform, the bundled sample's draw. A scene that cannot fit its
+	// objects still gets fewer.
+	ObjectMix [3]float64
 	// BadSamples appends the broken samples of BadKinds to the last shard.
 	BadSamples bool
 }
@@ -73,6 +78,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("synth: image size %dx%d, want each side in %d..8192", o.Width, o.Height, minSide)
 	case o.Quality < 1 || o.Quality > 100:
 		return fmt.Errorf("synth: quality %d, want 1..100", o.Quality)
+	case o.ObjectMix[0] < 0 || o.ObjectMix[1] < 0 || o.ObjectMix[2] < 0:
+		return fmt.Errorf("synth: object mix %v: weights must be >= 0", o.ObjectMix)
 	case o.Lang != "mixed" && o.Lang != "zh" && o.Lang != "en":
 		return fmt.Errorf("synth: lang %q, want mixed, zh or en", o.Lang)
 	}
@@ -86,7 +93,7 @@ func Render(r *rand.Rand, opt Options) (*image.RGBA, Scene) {
 	opt = opt.withDefaults()
 	w, h := max(opt.Width, minSide), max(opt.Height, minSide)
 
-	objs, covs := drawLayout(r, w, h)
+	objs, covs := drawLayout(r, w, h, opt.ObjectMix)
 
 	var canvas []float32
 	if opt.Photo {
@@ -115,9 +122,9 @@ func Render(r *rand.Rand, opt Options) (*image.RGBA, Scene) {
 
 // drawLayout lays a scene out and rasterises its shapes, redrawing it until
 // the rendered boxes (which the captions are made from) are unambiguous.
-func drawLayout(r *rand.Rand, w, h int) ([]Object, []coverage) {
+func drawLayout(r *rand.Rand, w, h int, mix [3]float64) ([]Object, []coverage) {
 	for try := 0; ; try++ {
-		objs := layout(r, w, h)
+		objs := layout(r, w, h, mix)
 		if try >= 10 {
 			objs = objs[:1]
 		}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -97,8 +98,8 @@ func (s Scene) Caption(lang string) string {
 // placed without overlap so that the caption grammar's relations are
 // unambiguous. Boxes are nominal here; Render replaces them by the rendered
 // pixel boxes.
-func layout(r *rand.Rand, w, h int) []Object {
-	n := 1 + r.IntN(3)
+func layout(r *rand.Rand, w, h int, mix [3]float64) []Object {
+	n := objectCount(r, mix)
 	for try := 0; try < 20; try++ {
 		objs := placeAll(r, w, h, n)
 		if sceneOK(objs, w, h) {
@@ -107,6 +108,24 @@ func layout(r *rand.Rand, w, h int) []Object {
 	}
 	// A single object always fits and is always unambiguous.
 	return placeAll(r, w, h, 1)
+}
+
+// objectCount draws a scene's object count: 1, 2 or 3 with the relative
+// weights mix, or uniformly (one IntN draw, as before mixes existed) when
+// mix is all zero.
+func objectCount(r *rand.Rand, mix [3]float64) int {
+	total := mix[0] + mix[1] + mix[2]
+	if total == 0 {
+		return 1 + r.IntN(3)
+	}
+	u := r.Float64() * total
+	for i, w := range mix {
+		if u < w {
+			return i + 1
+		}
+		u -= w
+	}
+	return 3
 }
 
 func placeAll(r *rand.Rand, w, h, n int) []Object {
@@ -278,4 +297,25 @@ func sizeIndex(name string) int {
 		}
 	}
 	return 1 // unknown sizes read as the unmarked medium
+}
+
+// ParseObjectMix reads Options.ObjectMix from "w1,w2,w3" (weights of 1-, 2-
+// and 3-object scenes).
+func ParseObjectMix(s string) ([3]float64, error) {
+	var mix [3]float64
+	parts := strings.Split(s, ",")
+	if len(parts) != 3 {
+		return mix, fmt.Errorf("%q: want three comma-separated weights for 1, 2 and 3 objects, e.g. 1,2,1", s)
+	}
+	for i, p := range parts {
+		v, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || v < 0 || math.IsInf(v, 0) {
+			return mix, fmt.Errorf("%q: weight %q is not a number >= 0", s, p)
+		}
+		mix[i] = v
+	}
+	if mix[0]+mix[1]+mix[2] == 0 {
+		return mix, fmt.Errorf("%q: at least one weight must be > 0", s)
+	}
+	return mix, nil
 }

@@ -468,3 +468,28 @@ func TestGenerateCancelled(t *testing.T) {
 		t.Errorf("Generate on a cancelled context: %v, want context.Canceled", err)
 	}
 }
+
+func TestObjectMix(t *testing.T) {
+	count := func(mix [3]float64) [4]int {
+		var n [4]int
+		for k := range 300 {
+			_, sc := Render(rand.New(rand.NewPCG(5, uint64(k))), Options{Width: 128, Height: 128, ObjectMix: mix})
+			n[len(sc.Objects)]++
+		}
+		return n
+	}
+	if n := count([3]float64{0, 1, 0}); n[2] < 290 || n[3] != 0 {
+		t.Errorf("mix 0,1,0: object counts %v, want (almost) only 2", n)
+	}
+	if n := count([3]float64{1, 2, 1}); n[2] < 120 || n[1] < 50 || n[3] < 40 {
+		t.Errorf("mix 1,2,1: object counts %v, want about 75/150/75", n)
+	}
+	for _, bad := range []string{"1,2", "1,x,1", "0,0,0", "-1,1,1"} {
+		if _, err := ParseObjectMix(bad); err == nil {
+			t.Errorf("ParseObjectMix(%q) accepted", bad)
+		}
+	}
+	if m, err := ParseObjectMix("1, 2,1"); err != nil || m != [3]float64{1, 2, 1} {
+		t.Errorf("ParseObjectMix: %v %v", m, err)
+	}
+}

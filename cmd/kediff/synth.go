@@ -24,6 +24,7 @@ func runSynth(ctx context.Context, args []string) error {
 	quality := fs.Int("quality", d.Quality, "JPEG quality, 1..100")
 	lang := fs.String("lang", d.Lang, "language of the .txt captions: mixed (2/3 Chinese), zh or en")
 	photo := fs.Bool("photo", d.Photo, "busy photo-like backgrounds (--photo=false: flat)")
+	mix := fs.String("object-mix", "", "relative weights of 1-, 2- and 3-object scenes, e.g. 1,2,1 (default: uniform)")
 	bad := fs.Bool("bad", true, "append deliberately broken samples to the last shard, to exercise the rejects path")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -32,10 +33,17 @@ func runSynth(ctx context.Context, args []string) error {
 		fs.Usage()
 		return fmt.Errorf("need --output (and no positional arguments)")
 	}
-	sum, err := synth.Generate(ctx, *output, synth.Options{
+	opt := synth.Options{
 		Samples: *samples, PerShard: *perShard, Width: *width, Height: *height,
 		Seed: *seed, Quality: *quality, Lang: *lang, Photo: *photo, BadSamples: *bad,
-	})
+	}
+	if *mix != "" {
+		var err error
+		if opt.ObjectMix, err = synth.ParseObjectMix(*mix); err != nil {
+			return fmt.Errorf("--object-mix: %w", err)
+		}
+	}
+	sum, err := synth.Generate(ctx, *output, opt)
 	if err != nil {
 		return err
 	}
