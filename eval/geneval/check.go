@@ -58,6 +58,11 @@ type Options struct {
 	// Overlap is the fraction of the smaller box's area above which two
 	// detections are one object (default 0.6).
 	Overlap float64
+	// MinPurity is the fraction of the box centre's pixels that must vote
+	// for one colour for a detection to count (default 0.5): every synth
+	// shape is flat-coloured (real renders: >= 0.7), while the detector also
+	// fires on colourful noise, whose boxes are mixed.
+	MinPurity float64
 	// MaxColorDist is the RGB distance beyond which a pixel votes for no
 	// colour (default 110).
 	MaxColorDist float64
@@ -75,6 +80,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Overlap == 0 {
 		o.Overlap = 0.6
+	}
+	if o.MinPurity == 0 {
+		o.MinPurity = 0.5
 	}
 	if o.MaxColorDist == 0 {
 		o.MaxColorDist = 110
@@ -134,6 +142,8 @@ type Found struct {
 	// least Options.AltScore, best first; a wanted shape matches any of them.
 	Shapes []string
 	Color  string // "" when no pixel was near any synth colour
+	// Purity is the fraction of the box centre's pixels that voted for Color.
+	Purity float64
 	Score  float32
 	// Box in pixels of the image.
 	X0, Y0, X1, Y1 float32
@@ -216,7 +226,10 @@ next:
 			continue
 		}
 		f := Found{Shape: o.Label, Shapes: []string{o.Label}, Score: o.Score, X0: o.X0, Y0: o.Y0, X1: o.X1, Y1: o.Y1}
-		f.Color = c.colorOf(img, f)
+		f.Color, f.Purity = c.colorOf(img, f)
+		if f.Purity < c.opt.MinPurity {
+			continue // not one flat colour: no synth shape
+		}
 		out = append(out, f)
 	}
 	return out
@@ -224,15 +237,17 @@ next:
 
 // colorOf lets every pixel of the box's centre vote for its nearest synth
 // colour (if within MaxColorDist) and returns the colour with most votes.
-func (c *Checker) colorOf(img image.Image, f Found) string {
+func (c *Checker) colorOf(img image.Image, f Found) (string, float64) {
 	cx, cy := float64(f.X0+f.X1)/2, float64(f.Y0+f.Y1)/2
 	hw, hh := float64(f.X1-f.X0)*c.opt.Centre/2, float64(f.Y1-f.Y0)*c.opt.Centre/2
 	b := img.Bounds()
 	x0, x1 := max(b.Min.X, int(math.Floor(cx-hw))), min(b.Max.X, int(math.Ceil(cx+hw)))
 	y0, y1 := max(b.Min.Y, int(math.Floor(cy-hh))), min(b.Max.Y, int(math.Ceil(cy+hh)))
 	votes := make([]int, len(synth.Colors))
+	total := 0
 	for y := y0; y < y1; y++ {
 		for x := x0; x < x1; x++ {
+			total++
 			k, d := NearestColor(img.At(x, y))
 			if d <= c.opt.MaxColorDist {
 				votes[k]++
@@ -246,9 +261,9 @@ func (c *Checker) colorOf(img image.Image, f Found) string {
 		}
 	}
 	if best < 0 {
-		return ""
+		return "", 0
 	}
-	return synth.Colors[best].Name
+	return synth.Colors[best].Name, float64(votes[best]) / float64(max(1, total))
 }
 
 func sameObject(o detect.Object, k Found, overlap float64) bool {
