@@ -37,12 +37,14 @@ pyvenv() {
 #   libdnnl2                oneDNN convolutions for kernels/ (loaded at run time; im2col + sgemm otherwise)
 #   python3-torch           PyTorch references: unet/ loads Go checkpoints into it in its tests
 #   python3-venv            the tools venv below
+#   python3-scipy           pytorch-fid's sqrtm (eval/fid's reference)
+#   python3-torchvision     pytorch-fid's InceptionV3 module (imported by its fid_score)
 apt_pkgs=(libturbojpeg0 libopenblas0 libdnnl2)
 if [ "$what" = cuda ]; then
   apt_pkgs=(python3-venv)
 fi
 if [ "$what" = all ]; then
-  apt_pkgs+=(libjpeg-turbo-progs python3-jieba python3-pil python3-torch python3-venv)
+  apt_pkgs+=(libjpeg-turbo-progs python3-jieba python3-pil python3-torch python3-venv python3-scipy python3-torchvision)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do
