@@ -2,6 +2,8 @@ package onnx
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -149,4 +151,19 @@ func (s *Session) Close() error {
 	err := s.s.Destroy()
 	s.s = nil
 	return err
+}
+
+// FileSHA256 returns the hex SHA-256 of a model file: the identity kediff
+// records for the models a run used (shard metadata, cached statistics).
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

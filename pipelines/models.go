@@ -3,15 +3,12 @@ package pipelines
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
 	_ "image/jpeg" // stored images are JPEG or PNG
 	_ "image/png"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -122,7 +119,7 @@ func openModels(cfg *Config, extra map[string]string) (*models, error) {
 		m.search = caption.Search{NumBeams: k.NumBeams, MaxLength: k.MaxLength}
 		for _, f := range []string{caption.EncoderFile, caption.DecoderFile, caption.TokenizerFile,
 			caption.PreprocessorFile, caption.ConfigFile, caption.GenerationFile} {
-			sum, err := fileSHA256(filepath.Join(dir, f))
+			sum, err := onnx.FileSHA256(filepath.Join(dir, f))
 			if errors.Is(err, os.ErrNotExist) && f == caption.GenerationFile {
 				continue
 			}
@@ -146,7 +143,7 @@ func openModels(cfg *Config, extra map[string]string) (*models, error) {
 		m.detector = det
 		m.selection = detect.Selection{MinScore: d.MinScore, MinArea: d.MinArea, MaxObjects: d.MaxObjects,
 			Fraction: d.Fraction, Seed: d.Seed}
-		sum, err := fileSHA256(path)
+		sum, err := onnx.FileSHA256(path)
 		if err != nil {
 			return nil, fmt.Errorf("config detect: %w", err)
 		}
@@ -165,7 +162,7 @@ func openModels(cfg *Config, extra map[string]string) (*models, error) {
 		}
 		m.encoder = e
 		file := encoderFile(path)
-		sum, err := fileSHA256(file)
+		sum, err := onnx.FileSHA256(file)
 		if err != nil {
 			return nil, fmt.Errorf("config vae: %w", err)
 		}
@@ -198,18 +195,6 @@ func encoderFile(path string) string {
 	return path
 }
 
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
 
 func jsonString(v any) string {
 	b, _ := json.Marshal(v)

@@ -42,6 +42,27 @@ type metaColumn struct {
 
 // readParquet reads an input Parquet file row group by row group, through
 // range reads on the blob, so that only the rows in flight are in memory.
+// ParquetSchema reads the schema of the Parquet file at url from its footer
+// (range reads only), for callers that must tell kinds of Parquet apart
+// before reading rows.
+func ParquetSchema(ctx context.Context, url string) (*parquet.Schema, error) {
+	b, key, err := openObject(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	attrs, err := b.Attributes(ctx, key)
+	if err != nil {
+		return nil, blobError("input "+url, err)
+	}
+	f, err := parquet.OpenFile(&blobReaderAt{ctx: ctx, b: b, key: key}, attrs.Size,
+		parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	if err != nil {
+		return nil, fmt.Errorf("shards: input %s is not a readable Parquet file: %w", url, err)
+	}
+	return f.Schema(), nil
+}
+
 func readParquet(ctx context.Context, in Input, opt ReadOptions, e *emitter) error {
 	b, key, err := openObject(ctx, in.URL)
 	if err != nil {

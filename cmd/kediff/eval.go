@@ -233,7 +233,7 @@ func runEvalFID(ctx context.Context, args []string) error {
 		if *model == "" {
 			return nil, "", fmt.Errorf("%s is an image set: give --model inception.onnx to compute its statistics, or its .npz", set)
 		}
-		h, err := fileSHA256(*model)
+		h, err := onnx.FileSHA256(*model)
 		if err != nil {
 			return nil, "", fmt.Errorf("--model: %w", err)
 		}
@@ -416,18 +416,6 @@ func statsName(src string) string {
 	return base
 }
 
-func fileSHA256(file string) (string, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
 
 // ---- clip-score ----
 
