@@ -195,7 +195,6 @@ func encoderFile(path string) string {
 	return path
 }
 
-
 func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)

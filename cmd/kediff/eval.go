@@ -416,7 +416,6 @@ func statsName(src string) string {
 	return base
 }
 
-
 // ---- clip-score ----
 
 func runEvalCLIPScore(ctx context.Context, args []string) error {

@@ -23,4 +23,3 @@ func classify(ctx context.Context, url string) (parquetKind, error) {
 	}
 	return otherParquet, nil
 }
-
