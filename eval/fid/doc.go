@@ -38,9 +38,20 @@
 // including the 1e-6 diagonal offset when the root is not finite and the
 // error on a large imaginary part. Against pytorch-fid the relative
 // difference is ~1e-14 on well-conditioned sets and ~2e-9 when there are
-// fewer images than dimensions.
+// fewer images than dimensions on the pure-Go path (below).
 //
-// The Schur decomposition is gonum's pure-Go LAPACK: a 2048-dimensional
-// distance takes about 40 s on 2 cores (scipy with one OpenBLAS thread:
-// 7 s).
+// # Linear algebra
+//
+// The Schur decomposition is LAPACK's dgees, the one scipy calls, from
+// OpenBLAS loaded at run time as package kernels loads it (dlopen of
+// $KEDIFF_OPENBLAS, else libopenblas.so.0; Debian's libopenblas0 carries
+// LAPACK); the off-diagonal blocks of the triangular root are scipy's GEMM
+// and trsyl, and the matrix products (ComputeStats's covariance too) are
+// OpenBLAS GEMM and TRMM calls. With the same dgees as scipy the distance
+// matches pytorch-fid to ~1e-14 even on a singular product, and a
+// 2048-dimensional distance takes about as long as pytorch-fid's (6 s on 2
+// cores, nearly all of it in dgees). Without OpenBLAS, or built without
+// cgo, every step runs in pure Go (gonum, the same algorithm step by step):
+// about 40 s at 2048 dimensions. Backend says which is in use; SetLAPACK
+// switches for comparisons.
 package fid

@@ -39,8 +39,11 @@ func FrechetDistance(a, b Stats) (float64, error) {
 // square-root recurrence in scipy's blocks of 64 (a zero divisor inside a
 // block fails, one between blocks is perturbed as LAPACK's trsyl does), in
 // complex arithmetic when the form is complex or has a negative eigenvalue,
-// then Z R Z^H. When that fails or is not finite, Eps is added to both
-// diagonals and the square root retried. A complex result whose diagonal has
+// then Z R Z^H. The Schur form and the blocks between the diagonal blocks
+// come from OpenBLAS's dgees and trsyl when it loaded (see Backend), as in
+// scipy, else from gonum and the same recurrence element by element, which
+// perturbs a small divisor as trsyl does. When that fails or is not
+// finite, Eps is added to both diagonals and the square root retried. A complex result whose diagonal has
 // an imaginary part above 1e-3 is an error, as in pytorch-fid; otherwise its
 // real part is used.
 func FrechetDistanceFunc(a, b Stats, warn func(msg string)) (float64, error) {
@@ -71,7 +74,11 @@ func FrechetDistanceFunc(a, b Stats, warn func(msg string)) (float64, error) {
 			}
 		}
 		p := make([]float64, n*n)
-		gonum.Implementation{}.Dgemm(blas.NoTrans, blas.NoTrans, n, n, n, 1, s1, n, s2, n, 0, p, n)
+		if useLAPACK() {
+			blasGemm(n, n, n, 1, s1, n, s2, n, 0, p, n)
+		} else {
+			gonum.Implementation{}.Dgemm(blas.NoTrans, blas.NoTrans, n, n, n, 1, s1, n, s2, n, 0, p, n)
+		}
 		return p
 	}
 	d, err := sqrtmDiag(prod(0), n)
@@ -156,11 +163,49 @@ func sqrtmDiag(a []float64, n int) (sqrtDiag, error) {
 }
 
 // schur returns the real Schur form T and vectors Z of a (A = Z T Z^T), as
-// LAPACK's dgees does for scipy.linalg.schur: permutation-only balancing
-// (which isolates eigenvalues of zero rows and columns exactly, so that a
-// singular product keeps its exact zeros), Hessenberg reduction, the QR
-// algorithm, and the permutation undone on Z. a is overwritten by T.
+// LAPACK's dgees does for scipy.linalg.schur: OpenBLAS's dgees itself when
+// it loaded, else schurGo. a is overwritten by T.
 func schur(a []float64, n int) (t, z []float64, err error) {
+	if !useLAPACK() {
+		return schurGo(a, n)
+	}
+	ca := transpose(a, n) // dgees is column-major
+	vs := make([]float64, n*n)
+	if info := lapackDgees(n, ca, vs); info > 0 {
+		return nil, nil, fmt.Errorf("the Schur decomposition did not converge (dgees info %d)", info)
+	} else if info < 0 {
+		panic(fmt.Sprintf("fid: dgees: argument %d is invalid", -info))
+	}
+	transposeTo(a, ca, n)
+	return a, transpose(vs, n), nil
+}
+
+// transpose returns the transpose of the n x n x.
+func transpose[T any](x []T, n int) []T {
+	y := make([]T, n*n)
+	transposeTo(y, x, n)
+	return y
+}
+
+// transposeTo writes the transpose of the n x n x to y.
+func transposeTo[T any](y, x []T, n int) {
+	const b = 32 // in tiles, so that both sides stay in cache
+	for i0 := 0; i0 < n; i0 += b {
+		for j0 := 0; j0 < n; j0 += b {
+			for i := i0; i < min(i0+b, n); i++ {
+				for j := j0; j < min(j0+b, n); j++ {
+					y[j*n+i] = x[i*n+j]
+				}
+			}
+		}
+	}
+}
+
+// schurGo is dgees in pure Go (gonum's LAPACK), step by step:
+// permutation-only balancing (which isolates eigenvalues of zero rows and
+// columns exactly, so that a singular product keeps its exact zeros),
+// Hessenberg reduction, the QR algorithm, and the permutation undone on Z.
+func schurGo(a []float64, n int) (t, z []float64, err error) {
 	impl := lapackgo.Implementation{}
 	scale := make([]float64, n)
 	ilo, ihi := impl.Dgebal(lapack.Permute, n, a, n, scale)
@@ -242,6 +287,10 @@ func sqrtTriuReal(t []float64, n int) ([]float64, error) {
 			}
 		}
 	}
+	if useLAPACK() {
+		trsylBlocks(t, r, n, bs)
+		return r, nil
+	}
 	smlnum := 0x1p-1022 / dlamchEps // dlamch('S')/eps; trsyl scales it by the block size
 	for jb := range bs {
 		for ib := jb - 1; ib >= 0; ib-- {
@@ -301,6 +350,10 @@ func sqrtTriuComplex(t []complex128, n int) ([]complex128, error) {
 			}
 		}
 	}
+	if useLAPACK() {
+		trsylBlocks(t, r, n, bs)
+		return r, nil
+	}
 	smlnum := 0x1p-1022 / dlamchEps
 	for jb := range bs {
 		for ib := jb - 1; ib >= 0; ib-- {
@@ -326,6 +379,69 @@ func sqrtTriuComplex(t []complex128, n int) ([]complex128, error) {
 		}
 	}
 	return r, nil
+}
+
+// trsylBlocks fills the blocks of R above its diagonal blocks as scipy's
+// _sqrtm_triu does, through OpenBLAS: block column by block column, bottom
+// to top, S = T_IJ - R_IK R_KJ over the blocks K between I and J (a GEMM),
+// then R_IJ = scale X with X from trsyl(R_II, R_JJ, S), which solves
+// R_II X + X R_JJ = scale S (scale < 1 only against overflow; scipy
+// multiplies by it, and so does this). t and r are row-major n x n.
+func trsylBlocks[T float64 | complex128](t, r []T, n int, bs [][2]int) {
+	diag := make([][]T, len(bs)) // the diagonal blocks, column-major for trsyl
+	for k, b := range bs {
+		diag[k] = colMajor(r, n, b, b)
+	}
+	for jb, J := range bs {
+		nj := J[1] - J[0]
+		for ib := jb - 1; ib >= 0; ib-- {
+			I := bs[ib]
+			mi := I[1] - I[0]
+			s := make([]T, mi*nj) // row-major S
+			for i := range mi {
+				copy(s[i*nj:(i+1)*nj], t[(I[0]+i)*n+J[0]:(I[0]+i)*n+J[1]])
+			}
+			if k := J[0] - I[1]; k > 0 {
+				blasGemm(mi, nj, k, -1, r[I[0]*n+I[1]:], n, r[I[1]*n+J[0]:], n, 1, s, nj)
+			}
+			c := colMajor(s, nj, [2]int{0, mi}, [2]int{0, nj})
+			scale := lapackTrsyl(mi, nj, diag[ib], diag[jb], c)
+			for j := range nj {
+				for i := range mi {
+					v := c[j*mi+i]
+					if scale != 1 {
+						v *= fromReal[T](scale)
+					}
+					r[(I[0]+i)*n+J[0]+j] = v
+				}
+			}
+		}
+	}
+}
+
+// colMajor copies the block rows I, columns J of the row-major x (row
+// stride ld) into a column-major array.
+func colMajor[T any](x []T, ld int, I, J [2]int) []T {
+	m := I[1] - I[0]
+	c := make([]T, m*(J[1]-J[0]))
+	for i := I[0]; i < I[1]; i++ {
+		for j := J[0]; j < J[1]; j++ {
+			c[(j-J[0])*m+i-I[0]] = x[i*ld+j]
+		}
+	}
+	return c
+}
+
+// fromReal is x as a T.
+func fromReal[T float64 | complex128](x float64) T {
+	var v T
+	switch p := any(&v).(type) {
+	case *float64:
+		*p = x
+	case *complex128:
+		*p = complex(x, 0)
+	}
+	return v
 }
 
 // dlamchEps is LAPACK's dlamch('P'): the relative machine precision.
@@ -371,10 +487,16 @@ func rsf2csf(t, z []complex128, n int) {
 }
 
 // diagZRZt returns the diagonal of Z R Z^T: (Z R)[i,:] . Z[i,:].
+// With OpenBLAS, Z R is a triangular product (half a GEMM's work).
 func diagZRZt(z, r []float64, n int) []float64 {
 	bl := gonum.Implementation{}
 	y := make([]float64, n*n)
-	bl.Dgemm(blas.NoTrans, blas.NoTrans, n, n, n, 1, z, n, r, n, 0, y, n)
+	if useLAPACK() {
+		copy(y, z)
+		blasTrmmRightUpper(n, n, r, y)
+	} else {
+		bl.Dgemm(blas.NoTrans, blas.NoTrans, n, n, n, 1, z, n, r, n, 0, y, n)
+	}
 	d := make([]float64, n)
 	for i := range d {
 		d[i] = bl.Ddot(n, y[i*n:], 1, z[i*n:], 1)
@@ -382,9 +504,23 @@ func diagZRZt(z, r []float64, n int) []float64 {
 	return d
 }
 
-// diagZRZh returns the real and imaginary parts of the diagonal of Z R Z^H,
-// the complex products done as real Dgemm calls (blocked and parallel).
+// diagZRZh returns the real and imaginary parts of the diagonal of Z R Z^H:
+// with OpenBLAS, Z R as a complex triangular product, else as real gonum
+// Dgemm calls (blocked and parallel, where gonum's Zgemm is neither).
 func diagZRZh(z, r []complex128, n int) (re, im []float64) {
+	if useLAPACK() {
+		y := append([]complex128(nil), z...)
+		blasTrmmRightUpper(n, n, r, y)
+		re, im = make([]float64, n), make([]float64, n)
+		for i := range n {
+			var d complex128
+			for k, v := range y[i*n : (i+1)*n] {
+				d += v * cmplx.Conj(z[i*n+k])
+			}
+			re[i], im[i] = real(d), imag(d)
+		}
+		return re, im
+	}
 	bl := gonum.Implementation{}
 	zr, zi := split(z)
 	rr, ri := split(r)

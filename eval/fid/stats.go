@@ -65,7 +65,13 @@ func ComputeStats(features []float32, n, dim int) (Stats, error) {
 	// sigma = x^T x / (n-1); a full Dgemm is blocked and parallel where
 	// Dsyrk is not, and gives an exactly symmetric result only up to
 	// rounding, so the lower triangle is mirrored from the upper.
-	gonum.Implementation{}.Dgemm(blas.Trans, blas.NoTrans, dim, dim, n, 1/float64(n-1), x, dim, x, dim, 0, sigma, dim)
+	// OpenBLAS, when it loaded, takes about 2 s for 5000 x 2048 features on
+	// 2 cores, gonum 12 s.
+	if useLAPACK() {
+		blasDgemmTA(dim, dim, n, 1/float64(n-1), x, dim, x, dim, 0, sigma, dim)
+	} else {
+		gonum.Implementation{}.Dgemm(blas.Trans, blas.NoTrans, dim, dim, n, 1/float64(n-1), x, dim, x, dim, 0, sigma, dim)
+	}
 	for i := 0; i < dim; i++ {
 		for j := i + 1; j < dim; j++ {
 			sigma[j*dim+i] = sigma[i*dim+j]
