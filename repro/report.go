@@ -197,7 +197,7 @@ func (r *run) writeReport(b *bytes.Buffer, results []VariantResult, by map[strin
 	r.scaleTable(b, pick(results, "experts"))
 
 	w("\n## Sweep of w_a and w_l (full knowledge, guidance %g)\n\n", c.ReportScale)
-	w("The paper's grid %v; `all` is w_a = %g, w_l = %g.\n\n", c.Sweep, c.WA, c.WL)
+	w("The paper's grid %v; `all` is the paper's w_a = %g, w_l = %g (fraction %.0f%% for every source).\n\n", c.Sweep, c.WA, c.WL, 100*c.Fraction)
 	sweep := []VariantResult{by["all"]}
 	sweep = append(sweep, pick(results, "w_a")...)
 	sweep = append(sweep, pick(results, "w_l")...)
@@ -248,12 +248,35 @@ func fmtIv(iv Interval, digits int) string {
 	return fmt.Sprintf("%.*f [%.*f, %.*f]", digits, iv.Value, digits, iv.Lo, digits, iv.Hi)
 }
 
+// knobs gives a variant's knowledge hyper-parameters for the tables: w_a
+// (only with textual knowledge), w_l (only with object knowledge) and the
+// fraction of samples each source is applied to.
+func (r *run) knobs(name string) string {
+	for _, v := range r.variants() {
+		if v.Name != name || v.Group == "floor" {
+			continue
+		}
+		wa, wl, frac := "–", "–", "–"
+		if v.Data.Text {
+			wa = fmtW(v.WA)
+		}
+		if v.Data.Object {
+			wl = fmtW(v.WL)
+		}
+		if v.Data.Text || v.Data.Object || v.Data.Captions {
+			frac = fmt.Sprintf("%.0f%%", 100*r.cfg.Fraction)
+		}
+		return wa + " | " + wl + " | " + frac
+	}
+	return "– | – | –"
+}
+
 func (r *run) categoryTable(b *bytes.Buffer, results []VariantResult) {
-	fmt.Fprintf(b, "| variant | overall | ")
+	fmt.Fprintf(b, "| variant | w_a | w_l | fraction | overall | ")
 	for _, c := range geneval.Categories {
 		fmt.Fprintf(b, "%s | ", c)
 	}
-	fmt.Fprintf(b, "Fréchet distance |\n|---|---|")
+	fmt.Fprintf(b, "Fréchet distance |\n|---|---|---|---|---|")
 	for range geneval.Categories {
 		fmt.Fprintf(b, "---|")
 	}
@@ -263,7 +286,7 @@ func (r *run) categoryTable(b *bytes.Buffer, results []VariantResult) {
 		if !ok {
 			continue
 		}
-		fmt.Fprintf(b, "| `%s` | %s | ", res.Name, fmtIv(s.Overall, 3))
+		fmt.Fprintf(b, "| `%s` | %s | %s | ", res.Name, r.knobs(res.Name), fmtIv(s.Overall, 3))
 		for _, c := range geneval.Categories {
 			iv, ok := s.Categories[c]
 			if !ok {
