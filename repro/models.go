@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/kediff/kediff/train"
 )
@@ -136,7 +137,9 @@ func (r *run) trainOne(ctx context.Context, cfg train.TrainConfig, data, out, ba
 	if err := t.Run(ctx); err != nil {
 		return fmt.Errorf("repro: train %s: %w", name, err)
 	}
-	r.logf("train %s: %d steps, final loss %.4f, %.1f samples/s, %s", name, cfg.Steps, last.Loss, last.SamplesPerS, r.since(start))
+	done := cfg.Steps - step
+	r.logf("train %s: %d steps, final loss %.4f, %.1f samples/s, %s", name, cfg.Steps, last.Loss,
+		float64(done*cfg.Batch*max(1, cfg.GradAccum))/time.Since(start).Seconds(), r.since(start))
 	return nil
 }
 
