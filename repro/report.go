@@ -43,10 +43,14 @@ func (r *run) report(results []VariantResult, held heldOut) error {
 			}
 		}
 	}
-	if err := r.paretoPlot(filepath.Join(figDir, "pareto-knowledge.png"), "Knowledge ablation: alignment vs fidelity over guidance scales", pick(results, "knowledge")); err != nil {
+	floor := math.NaN()
+	if s, ok := r.scaleAt(by["noise-floor"], r.cfg.ReportScale); ok {
+		floor = s.Overall.Value
+	}
+	if err := r.paretoPlot(filepath.Join(figDir, "pareto-knowledge.png"), "Knowledge ablation: alignment vs fidelity over guidance scales", pick(results, "knowledge"), floor); err != nil {
 		return err
 	}
-	if err := r.paretoPlot(filepath.Join(figDir, "pareto-experts.png"), "Mixture of denoising experts: alignment vs fidelity over guidance scales", pick(results, "experts")); err != nil {
+	if err := r.paretoPlot(filepath.Join(figDir, "pareto-experts.png"), "Mixture of denoising experts: alignment vs fidelity over guidance scales", pick(results, "experts"), floor); err != nil {
 		return err
 	}
 	var b bytes.Buffer
@@ -66,8 +70,9 @@ func pick(results []VariantResult, group string) []VariantResult {
 
 // paretoPlot draws one curve per variant through its guidance scales:
 // alignment (GenEval overall) across, Fréchet distance up, each point with
-// its 95% intervals, like the paper's Fig. 5 (CLIP score vs FID).
-func (r *run) paretoPlot(path, title string, results []VariantResult) error {
+// its 95% intervals, like the paper's Fig. 5 (CLIP score vs FID), and a
+// dashed line at the noise floor's alignment (NaN: none).
+func (r *run) paretoPlot(path, title string, results []VariantResult, floor float64) error {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "alignment: GenEval-style overall score (fraction of checks passed; higher is better)"
@@ -116,6 +121,22 @@ func (r *run) paretoPlot(path, title string, results []VariantResult) error {
 		p.Add(xb, yb, line, points, lab)
 		p.Legend.Add(res.Name, line, points)
 	}
+	if !math.IsNaN(floor) {
+		top := 0.0
+		for _, res := range results {
+			for _, s := range res.Scales {
+				top = math.Max(top, nan0(s.FD.Hi))
+			}
+		}
+		l, err := plotter.NewLine(plotter.XYs{{X: floor, Y: 0}, {X: floor, Y: top}})
+		if err != nil {
+			return err
+		}
+		l.Color = color.Black
+		l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		p.Add(l)
+		p.Legend.Add("noise floor (random latents)", l)
+	}
 	p.Legend.Top = true
 	return p.Save(9*vg.Inch, 6*vg.Inch, path)
 }
@@ -146,7 +167,8 @@ var palette = []color.RGBA{
 	{148, 103, 189, 255}, {140, 86, 75, 255}, {227, 119, 194, 255}, {127, 127, 127, 255},
 }
 
-func faded(c color.RGBA) color.RGBA { c.A = 110; return c }
+// faded is c at partial opacity (non-premultiplied, as color.RGBA is not).
+func faded(c color.RGBA) color.NRGBA { return color.NRGBA{c.R, c.G, c.B, 90} }
 
 var shapes = []draw.GlyphDrawer{draw.CircleGlyph{}, draw.BoxGlyph{}, draw.TriangleGlyph{}, draw.CrossGlyph{}, draw.RingGlyph{}, draw.PyramidGlyph{}, draw.PlusGlyph{}, draw.SquareGlyph{}}
 
@@ -215,6 +237,9 @@ func (r *run) writeReport(b *bytes.Buffer, results []VariantResult, by map[strin
 	}
 
 	w("## Did the paper's directions hold here?\n\n")
+	for _, p := range r.summary(by) {
+		w("%s\n\n", p)
+	}
 	for _, line := range r.verdicts(by) {
 		w("- %s\n", line)
 	}
