@@ -146,7 +146,7 @@ func (r *run) generator(ctx context.Context, e *evaluator, v variant) (func(g fl
 	}
 	return func(g float64, seed uint64) ([]*image.RGBA, error) {
 		out, err := sample.Run(ctx, mix, e.held.Prompts, sample.Options{Scheduler: "ddim", Steps: r.cfg.SampleSteps, Guidance: g,
-			Seed: seed, Batch: 16, ImagesPerPrompt: 1})
+			Seed: seed, Batch: 16, ImagesPerPrompt: 1, Backend: r.opt.Backend})
 		if err != nil {
 			return nil, err
 		}

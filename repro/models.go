@@ -64,6 +64,7 @@ func (r *run) trainConfig(v variant) (train.TrainConfig, error) {
 	cfg.Steps, cfg.WA, cfg.WL = r.cfg.Steps, v.WA, v.WL
 	cfg.Vocab = r.path("vocab.txt")
 	cfg.SampleEvery = 0
+	cfg.Backend = r.opt.Backend
 	cfg.CheckpointEvery = max(cfg.CheckpointEvery, 1)
 	return cfg, nil
 }

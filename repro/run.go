@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/kediff/kediff/kernels"
 	"github.com/kediff/kediff/onnx"
 )
 
@@ -27,6 +28,8 @@ type Options struct {
 	Quick bool
 	// Command is the command line to print in the report.
 	Command string
+	// Backend trains and samples the models (nil: the CPU kernels).
+	Backend kernels.Backend
 	// Log receives one line per finished stage (nil: none).
 	Log io.Writer
 }

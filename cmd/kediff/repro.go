@@ -23,6 +23,7 @@ func runRepro(ctx context.Context, args []string) error {
 	report := fs.String("report", "", "folder for REPRO.md and repro/figures (default: the repository root, or the run folder with --quick)")
 	repo := fs.String("repo", ".", "repository root: the fixture models and configs are resolved against it")
 	quiet := fs.Bool("quiet", false, "no per-stage log lines")
+	dev := addDeviceFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -57,7 +58,11 @@ func runRepro(ctx context.Context, args []string) error {
 	if _, err := os.Stat(filepath.Join(*repo, "detect", "testdata")); err != nil {
 		return fmt.Errorf("--repo %s does not look like the kediff repository (no detect/testdata): run from the checkout or give --repo", *repo)
 	}
-	opt := repro.Options{Dir: *dir, Repo: *repo, Report: *report, Quick: *quick, Command: "kediff repro " + strings.Join(args, " ")}
+	be, err := dev.open()
+	if err != nil {
+		return err
+	}
+	opt := repro.Options{Dir: *dir, Repo: *repo, Report: *report, Quick: *quick, Backend: be, Command: "kediff repro " + strings.Join(args, " ")}
 	if !*quiet {
 		opt.Log = os.Stderr
 	}
