@@ -201,7 +201,11 @@ func (r *run) writeReport(b *bytes.Buffer, results []VariantResult, by map[strin
 	w("- **Fidelity**: Fréchet distance (`eval/fid`, pytorch-fid's formula) between features of the generated images and of the held-out renders, from `%s` (the fixture detector's backbone, pooled; an independent network, not the generator's autoencoder). Lower is better; the scale is not comparable to Inception FID.\n", c.Features)
 	w("- **95%% confidence intervals**: %d bootstrap resamples over prompts (each prompt's images of every seed together; the Fréchet distance on the first 200), so they cover seed and prompt variation.\n\n", c.Bootstrap)
 
-	w("Commands:\n\n```sh\n%s\n```\n\nConfig:\n\n```json\n%s\n```\n\n", r.opt.Command, cfgJSON)
+	task := "go tool task repro-toy"
+	if r.opt.Quick {
+		task += " QUICK=1"
+	}
+	w("Commands (the task builds kediff and installs what is missing first; a rerun resumes from the run folder and rewrites this report):\n\n```sh\n%s\n# or, with kediff built:\n%s\n```\n\nConfig:\n\n```json\n%s\n```\n\n", task, r.opt.Command, cfgJSON)
 	if log, err := os.ReadFile(r.path("log.txt")); err == nil {
 		w("<details><summary>The run's log (every stage, with its time; a resumed run appends)</summary>\n\n```\n%s```\n\n</details>\n\n", log)
 	}
