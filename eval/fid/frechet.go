@@ -139,7 +139,7 @@ func sqrtmDiag(a []float64, n int) (sqrtDiag, error) {
 		nonneg = nonneg && t[i*n+i] >= 0
 	}
 	if triangular && nonneg {
-		r, err := sqrtTriuReal(t, n)
+		r, err := sqrtTriu(t, n, realField)
 		if err != nil {
 			return sqrtDiag{}, err
 		}
@@ -150,7 +150,7 @@ func sqrtmDiag(a []float64, n int) (sqrtDiag, error) {
 	if !triangular {
 		rsf2csf(tc, zc, n)
 	}
-	r, err := sqrtTriuComplex(tc, n)
+	r, err := sqrtTriu(tc, n, complexField)
 	if err != nil {
 		return sqrtDiag{}, err
 	}
@@ -254,20 +254,35 @@ func blocks(n int) [][2]int {
 	return out
 }
 
-// sqrtTriuReal is scipy's _sqrtm_triu for an upper-triangular t with a
-// non-negative diagonal: R with R R = t, R upper triangular.
-func sqrtTriuReal(t []float64, n int) ([]float64, error) {
-	bl := gonum.Implementation{}
-	r := make([]float64, n*n)  // row-major R
-	rt := make([]float64, n*n) // R^T, so that columns of R are contiguous
-	set := func(i, j int, v float64) { r[i*n+j], rt[j*n+i] = v, v }
+// field is the arithmetic sqrtTriu needs beyond + - * /, for float64 (a
+// real Schur form with a real spectrum) and complex128 (the complex Schur
+// form).
+type field[T float64 | complex128] struct {
+	sqrt func(T) T
+	abs  func(T) float64
+	dot  func(n int, x, y []T) T // sum x[i] y[i], unconjugated
+}
+
+var (
+	realField = field[float64]{math.Sqrt, math.Abs,
+		func(n int, x, y []float64) float64 { return gonum.Implementation{}.Ddot(n, x, 1, y, 1) }}
+	complexField = field[complex128]{cmplx.Sqrt, cmplx.Abs,
+		func(n int, x, y []complex128) complex128 { return gonum.Implementation{}.Zdotu(n, x, 1, y, 1) }}
+)
+
+// sqrtTriu is scipy's _sqrtm_triu for an upper-triangular t (with a
+// non-negative diagonal when real): R with R R = t, R upper triangular.
+func sqrtTriu[T float64 | complex128](t []T, n int, f field[T]) ([]T, error) {
+	r := make([]T, n*n)  // row-major R
+	rt := make([]T, n*n) // R^T, so that columns of R are contiguous
+	set := func(i, j int, v T) { r[i*n+j], rt[j*n+i] = v, v }
 	for i := 0; i < n; i++ {
-		set(i, i, math.Sqrt(t[i*n+i]))
+		set(i, i, f.sqrt(t[i*n+i]))
 	}
-	elem := func(i, j int) (num, denom float64) {
-		s := 0.0
+	elem := func(i, j int) (num, denom T) {
+		var s T
 		if j-i > 1 {
-			s = bl.Ddot(j-i-1, r[i*n+i+1:], 1, rt[j*n+i+1:], 1)
+			s = f.dot(j-i-1, r[i*n+i+1:], rt[j*n+i+1:])
 		}
 		return t[i*n+j] - s, r[i*n+i] + r[j*n+j]
 	}
@@ -299,7 +314,7 @@ func sqrtTriuReal(t []float64, n int) ([]float64, error) {
 			for _, b := range [][2]int{I, J} {
 				for i := b[0]; i < b[1]; i++ {
 					for j := i; j < b[1]; j++ {
-						m = max(m, math.Abs(r[i*n+j]))
+						m = max(m, f.abs(r[i*n+j]))
 					}
 				}
 			}
@@ -307,71 +322,8 @@ func sqrtTriuReal(t []float64, n int) ([]float64, error) {
 			for j := J[0]; j < J[1]; j++ {
 				for i := I[1] - 1; i >= I[0]; i-- {
 					num, denom := elem(i, j)
-					if math.Abs(denom) <= smin {
-						denom = smin
-					}
-					set(i, j, num/denom)
-				}
-			}
-		}
-	}
-	return r, nil
-}
-
-// sqrtTriuComplex is sqrtTriuReal in complex arithmetic.
-func sqrtTriuComplex(t []complex128, n int) ([]complex128, error) {
-	bl := gonum.Implementation{}
-	r := make([]complex128, n*n)
-	rt := make([]complex128, n*n)
-	set := func(i, j int, v complex128) { r[i*n+j], rt[j*n+i] = v, v }
-	for i := 0; i < n; i++ {
-		set(i, i, cmplx.Sqrt(t[i*n+i]))
-	}
-	elem := func(i, j int) (num, denom complex128) {
-		var s complex128
-		if j-i > 1 {
-			s = bl.Zdotu(j-i-1, r[i*n+i+1:], 1, rt[j*n+i+1:], 1)
-		}
-		return t[i*n+j] - s, r[i*n+i] + r[j*n+j]
-	}
-	bs := blocks(n)
-	for _, b := range bs {
-		for j := b[0]; j < b[1]; j++ {
-			for i := j - 1; i >= b[0]; i-- {
-				num, denom := elem(i, j)
-				switch {
-				case denom != 0:
-					set(i, j, num/denom)
-				case num == 0:
-					set(i, j, 0)
-				default:
-					return nil, errSqrtm
-				}
-			}
-		}
-	}
-	if useLAPACK() {
-		trsylBlocks(t, r, n, bs)
-		return r, nil
-	}
-	smlnum := 0x1p-1022 / dlamchEps
-	for jb := range bs {
-		for ib := jb - 1; ib >= 0; ib-- {
-			I, J := bs[ib], bs[jb]
-			m := 0.0
-			for _, b := range [][2]int{I, J} {
-				for i := b[0]; i < b[1]; i++ {
-					for j := i; j < b[1]; j++ {
-						m = max(m, cmplx.Abs(r[i*n+j]))
-					}
-				}
-			}
-			smin := max(dlamchEps*m, smlnum*float64((I[1]-I[0])*(J[1]-J[0])))
-			for j := J[0]; j < J[1]; j++ {
-				for i := I[1] - 1; i >= I[0]; i-- {
-					num, denom := elem(i, j)
-					if cmplx.Abs(denom) <= smin {
-						denom = complex(smin, 0)
+					if f.abs(denom) <= smin {
+						denom = fromReal[T](smin)
 					}
 					set(i, j, num/denom)
 				}
