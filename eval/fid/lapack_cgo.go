@@ -137,11 +137,28 @@ func lapackDgees(n int, a, vs []float64) (info int) {
 // lapackTrsyl solves A X + X B = scale C for the m x m upper-triangular a and
 // n x n b (column-major), X overwriting the column-major m x n c, as dtrsyl
 // or ztrsyl with TRANA = TRANB = 'N' and ISGN = 1.
+//
+// OpenBLAS 0.3.21's ztrsyl_ faulted just past the end of its C operand when
+// C ended at the end of a mapped page (kediff eval fid at 2,048 dimensions,
+// the complex Schur path; its vectorised kernels appear to load whole SIMD
+// widths past a vector's end), so every operand is handed over with
+// trsylPad zero elements behind it.
 func lapackTrsyl[T float64 | complex128](m, n int, a, b, c []T) (scale float64) {
 	_, cplx := any(a).([]complex128)
+	pa, pb, pc := padded(a), padded(b), padded(c)
 	var s C.double
-	C.kd_trsyl(cbool(cplx), C.int(m), C.int(n), unsafe.Pointer(&a[0]), unsafe.Pointer(&b[0]), unsafe.Pointer(&c[0]), &s)
+	C.kd_trsyl(cbool(cplx), C.int(m), C.int(n), unsafe.Pointer(&pa[0]), unsafe.Pointer(&pb[0]), unsafe.Pointer(&pc[0]), &s)
+	copy(c, pc)
 	return float64(s)
+}
+
+// trsylPad is the slack behind each trsyl operand: 64 bytes or more.
+const trsylPad = 8
+
+func padded[T float64 | complex128](x []T) []T {
+	p := make([]T, len(x)+trsylPad)
+	copy(p, x)
+	return p
 }
 
 // blasGemm is C = alpha A B + beta C for the row-major m x k a, k x n b and
