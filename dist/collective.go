@@ -24,12 +24,17 @@ type tcpComm struct {
 	closed      bool
 }
 
-func (c *tcpComm) Rank() int { return c.rank }
-func (c *tcpComm) Size() int { return c.world }
+func (c *tcpComm) String() string { return "TCP rendezvous" }
+func (c *tcpComm) Rank() int      { return c.rank }
+func (c *tcpComm) Size() int      { return c.world }
 
 func (c *tcpComm) AllReduceSum(buf []float32) error  { return c.collective(opSum, 0, buf) }
 func (c *tcpComm) AllReduceMean(buf []float32) error { return c.collective(opMean, 0, buf) }
 func (c *tcpComm) Barrier() error                    { return c.collective(opBarrier, 0, nil) }
+
+// AllReduceSumBF16 moves float32 over TCP (the wire format has one element
+// type); the sum is the same as a bf16 wire format summed in float32 gives.
+func (c *tcpComm) AllReduceSumBF16(buf []uint16) error { return allReduceBF16(c, buf) }
 
 func (c *tcpComm) Broadcast(buf []float32, root int) error {
 	if err := checkRoot(root, c.world); err != nil {

@@ -23,29 +23,41 @@
 //
 // # Communicators
 //
-// Comm is the interface the trainer will call; Single is the one-process
-// Comm and DialTCP one over TCP with torchrun's rendezvous at
-// MASTER_ADDR:MASTER_PORT, which needs no MPI. Every collective has a
-// timeout, and a rank that dies or stops makes the collective fail on every
-// other rank with an error naming it, so a job ends instead of hanging.
+// Comm is the interface package train calls, and Connect picks one from
+// the launcher and the device:
+//
+//   - Single: one process, no communication.
+//   - DialTCP: torchrun's rendezvous at MASTER_ADDR:MASTER_PORT, no MPI
+//     needed (under srun without those, Connect derives them from Slurm's
+//     node list and job id).
+//   - DialMPI: Open MPI, its libmpi.so.40 loaded at run time (mpi.go), so
+//     the build needs no MPI and a machine without it only loses this one.
+//   - DialNCCL: NCCL on GPU memory (nccl.go), libnccl.so.2 and the driver
+//     loaded at run time, its unique id sent over MPI or TCP; Connect
+//     returns it as a DeviceComm whose Host is that bootstrap Comm.
+//
+// Every collective has a timeout, and a rank that dies or stops makes the
+// collective fail on every other rank with an error naming it (TCP) or
+// makes mpirun end the job (MPI), so a job ends instead of hanging.
+// bf16 buffers are summed in float32 (TCP, MPI: float32 on the wire) or by
+// NCCL in bf16.
 //
 // # Reduction order
 //
 // DialTCP's all-reduce sums the ranks' buffers in rank order (0, then 1,
 // then 2, ...) on rank 0 and sends that one result to every rank. The result
 // is therefore bit-identical on every rank and from run to run with the same
-// inputs. It is not bit-identical to one process summing the same gradients
-// in another order: float addition is not associative.
+// inputs. MPI's and NCCL's are the same on every rank in the order their
+// algorithms choose. None is bit-identical to one process summing the same
+// gradients in another order (float addition is not associative): a
+// data-parallel run matches one process within float rounding (about 1e-7
+// relative after a few steps in the tests), not bit for bit.
 //
-// # Not here yet (issue 16)
+// # Not here yet
 //
-//   - An MPI Comm (Open MPI loaded at run time or linked under a build tag)
-//     and an NCCL Comm for --device cuda, its unique id sent over MPI or
-//     over this package's TCP rendezvous; bf16 buffers with them.
-//   - A ring or tree all-reduce for large worlds (the star here moves
-//     2(N-1) buffers through rank 0), keeping a fixed order.
-//   - Gradient buckets all-reduced while the backward pass still runs
-//     (DDP's overlap), ZeRO-1 sharding of optimizer state.
-//   - Wiring into train: the global batch split across ranks, weights
-//     broadcast from rank 0, only rank 0 writing checkpoints and metrics.
+//   - A ring or tree all-reduce over TCP for large worlds (the star here
+//     moves 2(N-1) buffers through rank 0), keeping a fixed order; MPI and
+//     NCCL are the choice at scale.
+//   - ZeRO-1 sharding of the optimizer state (needs reduce-scatter and
+//     all-gather in Comm).
 package dist

@@ -30,6 +30,10 @@
 #   sample-fp32     kediff sample on the GPU from the CPU base: final latents
 #                   vs the CPU's (1e-3 relative), PNGs decoded
 #   sample-bf16     the same in bf16 (5e-2)
+#   nccl            dist's NCCL tests (world of one; two ranks with two GPUs)
+#   train-nccl      train-fp32 again with --dist nccl in a world of one (TCP bootstrap;
+#                   and under mpirun -np 1 where mpirun exists): the same losses, and
+#                   the step-time overhead of the communicator (target under 3%)
 # then the benchmarks (issue 14; bench/gpu, results into $OUT/bench-*.json):
 #   bench-small     training step of train/configs/bench.json at batch 64, kediff
 #                   bf16 vs PyTorch bf16 autocast + SDPA, eager and torch.compile
@@ -53,6 +57,8 @@ prepare() {
   xz -T0 -9 .gpu/kediff
   CGO_ENABLED=1 go build -trimpath -ldflags='-s -w' -o .gpu/bench-gpu ./bench/gpu
   xz -T0 -9 .gpu/bench-gpu
+  CGO_ENABLED=1 go test -c -trimpath -ldflags='-s -w' -o .gpu/dist.test ./dist
+  xz -T0 -9 .gpu/dist.test
   cp bin/libkediff_cuda.so bin/libkediff_cuda_emu.so .gpu/
   xz -T0 -9 -c .cache/onnxruntime/1.30.0/libonnxruntime.so.1 > .gpu/libonnxruntime.so.1.xz
   cp -r out/sample .gpu/sample
@@ -78,7 +84,7 @@ run() {
   mkdir -p $bin
   $py - <<PY || { echo "gpu-check: unpacking failed"; exit 1; }
 import lzma, os, shutil
-for src, dst in [(".gpu/kediff.xz", "$bin/kediff"), (".gpu/bench-gpu.xz", "$bin/bench-gpu"), (".gpu/libonnxruntime.so.1.xz", "$bin/libonnxruntime.so.1")]:
+for src, dst in [(".gpu/kediff.xz", "$bin/kediff"), (".gpu/bench-gpu.xz", "$bin/bench-gpu"), (".gpu/dist.test.xz", "$bin/dist.test"), (".gpu/libonnxruntime.so.1.xz", "$bin/libonnxruntime.so.1")]:
     with lzma.open(src) as f, open(dst, "wb") as g:
         shutil.copyfileobj(f, g)
     os.chmod(dst, 0o755)
@@ -128,6 +134,20 @@ print(f"worst 20-step mean difference {worst:.3%} (tolerance {tol:.0%}); first s
 sys.exit(0 if worst <= tol else 1)
 PY
   }
+  same() { # losses of a run with a communicator vs train-fp32's, and the step-time overhead
+    $py - "$1" "$2" <<'PY'
+import json, statistics, sys
+a, b = [[json.loads(l) for l in open(p)] for p in sys.argv[1:3]]
+assert len(a) == len(b), (len(a), len(b))
+worst = max(abs(x["loss"] - y["loss"]) / y["loss"] for x, y in zip(a, b))
+ta = statistics.median(1 / x["samples_per_s"] for x in a[10:])
+tb = statistics.median(1 / y["samples_per_s"] for y in b[10:])
+comm = statistics.median(x.get("comm_s", 0) for x in a[10:])
+print(f"losses: worst relative difference {worst:.2e} over {len(a)} steps (tolerance 1e-6)")
+print(f"step time per sample: with the communicator {ta*1e3:.3f} ms, without {tb*1e3:.3f} ms: overhead {ta/tb-1:+.1%} (target < 3%); comm_s median {comm*1e3:.3f} ms")
+sys.exit(0 if worst <= 1e-6 else 1)
+PY
+  }
   latents() { # final latents of the GPU run vs the CPU's
     $py - "$1" .gpu/ref/samples "$2" <<'PY'
 import glob, json, os, struct, sys
@@ -166,6 +186,27 @@ PY
   done
   cp "$out/samples-bf16/grid.png" "$out/grid-bf16.png" 2>/dev/null
   fi
+  # dist's NCCL Comm (world of one; two ranks where there are two GPUs) with this machine's
+  # NCCL, then data-parallel training through it: kediff train with --dist nccl in a world of
+  # one (bootstrapped over the TCP rendezvous, and over MPI where mpirun exists) must give
+  # train-fp32's losses (NCCL's mean over one rank is the identity) at its step time
+  local nccl
+  nccl=$(find / -name 'libnccl.so.2' -not -path '/proc/*' 2>/dev/null | head -1)
+  echo "gpu-check: NCCL ${nccl:-not found (the NCCL checks fail)}"
+  [ -n "$nccl" ] && export KEDIFF_NCCL_LIB=$nccl
+  check nccl 90 bash -c "cd dist && $bin/dist.test -test.run NCCL -test.v -test.count=1 -test.timeout 80s"
+  if [ "${GPU_CHECK_CHECKS:-1}" = 1 ]; then
+    check train-nccl 120 env RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=29517 \
+      $kd train base --device $dev --precision fp32 --dist nccl --data .gpu/sample --config train/configs/tiny.json --out $out/train-nccl --quiet
+    check nccl-vs-none 30 same "$out/train-nccl/metrics.jsonl" "$out/metrics-fp32.jsonl"
+    if command -v mpirun >/dev/null; then
+      check train-nccl-mpi 120 mpirun --allow-run-as-root -np 1 $kd train base --device $dev --precision fp32 --dist nccl \
+        --data .gpu/sample --config train/configs/tiny.json --out $out/train-nccl-mpi --quiet
+      check nccl-mpi-vs-none 30 same "$out/train-nccl-mpi/metrics.jsonl" "$out/metrics-fp32.jsonl"
+    else
+      echo "gpu-check: no mpirun here: the MPI bootstrap is checked on the CPU only (tests under mpirun in CI)"
+    fi
+  fi
   # the benchmarks: speed after correctness, heaviest last, each with its own limit
   if [ "${GPU_CHECK_BENCH:-1}" = 1 ]; then
     local bg="$bin/bench-gpu --device $dev --python $py --dir /tmp/bench-gpu" tdev=cuda
@@ -180,6 +221,7 @@ PY
     check kernels-table 150 $kd kernels bench --device $dev $ktab --top 25
   fi
   # keep what comes back small: the summary, the log, metrics and the grid
+  cp "$out/train-nccl/metrics.jsonl" "$out/metrics-nccl.jsonl" 2>/dev/null
   rm -rf "$out"/train-* "$out"/expert-3 "$out"/samples-*
   (IFS=,; echo "[${summary[*]}]") > "$out/summary.json"
   echo; echo "gpu-check summary:"; $py -c "import json,sys; [print(('ok  ' if c['ok'] else 'FAIL'), c['check'], c['seconds'] + 's') for c in json.load(open(sys.argv[1]))]" "$out/summary.json"

@@ -44,7 +44,7 @@ if [ "$what" = cuda ]; then
   apt_pkgs=(python3-venv)
 fi
 if [ "$what" = all ]; then
-  apt_pkgs+=(libjpeg-turbo-progs python3-jieba python3-pil python3-torch python3-venv python3-scipy python3-torchvision)
+  apt_pkgs+=(libjpeg-turbo-progs python3-jieba python3-pil python3-torch python3-venv python3-scipy python3-torchvision openmpi-bin)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do

@@ -40,21 +40,26 @@ type shardRow struct {
 
 // LoaderConfig configures a Loader.
 type LoaderConfig struct {
-	Data          string  // blob URL of a shard folder (manifest.json or *.parquet), a .parquet file, or a comma-separated list of .parquet URLs
-	Batch         int     // samples per batch
-	LatentSize    int     // latent side h = w (the model's image_size)
-	LatentChans   int     // latent channels (4)
-	TextCtx       int     // tokens per prompt
-	Rank, World   int     // this process's share: shards i with i % World == Rank (rows when there are fewer shards than processes)
-	Seed          uint64  // shuffle and CFG-drop seed
-	ShuffleBuffer int     // samples in the shuffle buffer (0: 1, no shuffle)
-	Prefetch      int     // batches prepared ahead on the loader goroutine (default 2)
-	CFGDrop       float64 // probability of dropping the text (classifier-free guidance)
-	WA, WL        float64 // keyword attention weight (text_knowledge samples) and loss weight on loss_mask cells (visual_knowledge samples)
+	Data        string // blob URL of a shard folder (manifest.json or *.parquet), a .parquet file, or a comma-separated list of .parquet URLs
+	Batch       int    // samples per global batch (all ranks together)
+	LatentSize  int    // latent side h = w (the model's image_size)
+	LatentChans int    // latent channels (4)
+	TextCtx     int    // tokens per prompt
+	// SliceLo and SliceHi are this rank's samples of every global batch:
+	// positions [SliceLo, SliceHi) (both 0: the whole batch). Every rank
+	// walks the same stream (the same shuffle for any number of ranks) and
+	// decodes only its slice, so the global batches do not depend on how
+	// many ranks share them.
+	SliceLo, SliceHi int
+	Seed             uint64  // shuffle and CFG-drop seed
+	ShuffleBuffer    int     // samples in the shuffle buffer (0: 1, no shuffle)
+	Prefetch         int     // batches prepared ahead on the loader goroutine (default 2)
+	CFGDrop          float64 // probability of dropping the text (classifier-free guidance)
+	WA, WL           float64 // keyword attention weight (text_knowledge samples) and loss weight on loss_mask cells (visual_knowledge samples)
 }
 
 // LoaderState is a position in the data stream: the epoch and how many
-// samples of it this rank has delivered. Restarting a Loader from it gives
+// samples of it the global batches have taken (the same on every rank). Restarting a Loader from it gives
 // the same batches as going on (the stream is replayed up to there; shuffle
 // and CFG-drop randomness are functions of seed, epoch and position).
 type LoaderState struct {
@@ -153,14 +158,14 @@ func ShardURLs(ctx context.Context, data string) ([]string, error) {
 
 // NewLoader lists the shards and starts the loader goroutine at state.
 func NewLoader(ctx context.Context, cfg LoaderConfig, tok *tokenizer.Tokenizer, state LoaderState) (*Loader, error) {
-	if cfg.World <= 0 {
-		cfg.World = 1
-	}
-	if cfg.Rank < 0 || cfg.Rank >= cfg.World {
-		return nil, fmt.Errorf("train: rank %d outside world size %d", cfg.Rank, cfg.World)
-	}
 	if cfg.Batch <= 0 || cfg.LatentSize <= 0 || cfg.TextCtx <= 0 {
 		return nil, fmt.Errorf("train: loader: batch %d, latent size %d, text_ctx %d must be positive", cfg.Batch, cfg.LatentSize, cfg.TextCtx)
+	}
+	if cfg.SliceLo == 0 && cfg.SliceHi == 0 {
+		cfg.SliceHi = cfg.Batch
+	}
+	if cfg.SliceLo < 0 || cfg.SliceLo >= cfg.SliceHi || cfg.SliceHi > cfg.Batch {
+		return nil, fmt.Errorf("train: loader: slice [%d, %d) is not inside the global batch of %d", cfg.SliceLo, cfg.SliceHi, cfg.Batch)
 	}
 	if cfg.LatentChans == 0 {
 		cfg.LatentChans = 4
@@ -236,13 +241,14 @@ func (l *Loader) run(ctx context.Context, st LoaderState) {
 	}
 	c := l.cfg
 	var cur *TrainBatch
+	inBatch := 0 // position in the global batch being filled
 	skip := st.Samples
 	for epoch := st.Epoch; ; epoch++ {
 		delivered := int64(0)
 		if epoch != st.Epoch {
 			skip = 0
 		}
-		rng := rand.New(rand.NewPCG(c.Seed^0x6b656469666621, mix64(uint64(epoch)*1000003+uint64(c.Rank))))
+		rng := rand.New(rand.NewPCG(c.Seed^0x6b656469666621, mix64(uint64(epoch)*1000003)))
 		order := rng.Perm(len(l.shards))
 		var buf []streamRow
 		emit := func(s streamRow) error {
@@ -254,17 +260,20 @@ func (l *Loader) run(ctx context.Context, st LoaderState) {
 			if cur == nil {
 				cur = l.newBatch()
 			}
-			h := mix64(c.Seed ^ mix64(uint64(epoch)<<32^uint64(at)^uint64(c.Rank)<<56))
-			drop := float64(h>>11)/(1<<53) < c.CFGDrop
-			if err := l.addSample(cur, s, drop); err != nil {
-				return err
+			if inBatch >= c.SliceLo && inBatch < c.SliceHi {
+				h := mix64(c.Seed ^ mix64(uint64(epoch)<<32^uint64(at)))
+				drop := float64(h>>11)/(1<<53) < c.CFGDrop
+				if err := l.addSample(cur, s, drop); err != nil {
+					return err
+				}
 			}
-			if len(cur.Keys) == c.Batch {
+			inBatch++
+			if inBatch == c.Batch {
 				cur.State = LoaderState{Epoch: epoch, Samples: delivered, Shard: s.shard, Row: s.index}
 				if !send(loadResult{b: cur}) {
 					return ctx.Err()
 				}
-				cur = nil
+				cur, inBatch = nil, 0
 			}
 			return nil
 		}
@@ -278,19 +287,9 @@ func (l *Loader) run(ctx context.Context, st LoaderState) {
 			buf[j] = s
 			return emit(out)
 		}
-		rowSplit := len(l.shards) < c.World
-		total := 0
 		var err error
 		for _, k := range order {
-			if !rowSplit && k%c.World != c.Rank {
-				continue
-			}
 			err = l.readShard(ctx, l.shards[k], func(r *shardRow, i int) error {
-				g := total
-				total++
-				if rowSplit && g%c.World != c.Rank {
-					return nil
-				}
 				return push(streamRow{row: r, shard: l.shards[k], index: i})
 			})
 			if err != nil {
@@ -305,7 +304,7 @@ func (l *Loader) run(ctx context.Context, st LoaderState) {
 			err = emit(s)
 		}
 		if err == nil && delivered == 0 {
-			err = fmt.Errorf("train: rank %d of %d got no samples from %d shards", c.Rank, c.World, len(l.shards))
+			err = fmt.Errorf("train: no samples in %d shards of %s", len(l.shards), c.Data)
 		}
 		if err != nil {
 			if ctx.Err() == nil {
@@ -369,6 +368,7 @@ func (l *Loader) readShard(ctx context.Context, url string, fn func(*shardRow, i
 
 func (l *Loader) newBatch() *TrainBatch {
 	c := l.cfg
+	c.Batch = c.SliceHi - c.SliceLo
 	return &TrainBatch{
 		Latents: make([]float32, 0, c.Batch*c.LatentChans*c.LatentSize*c.LatentSize),
 		Tokens:  make([]int32, 0, c.Batch*c.TextCtx),

@@ -93,7 +93,7 @@ func tinyTok(t testing.TB) *tokenizer.Tokenizer {
 }
 
 func loaderCfg(data string) LoaderConfig {
-	return LoaderConfig{Data: data, Batch: 4, LatentSize: 8, LatentChans: 4, TextCtx: 12, World: 1, Seed: 3, ShuffleBuffer: 8, CFGDrop: 0.1, WA: 0.01, WL: 0.1}
+	return LoaderConfig{Data: data, Batch: 4, LatentSize: 8, LatentChans: 4, TextCtx: 12, Seed: 3, ShuffleBuffer: 8, CFGDrop: 0.1, WA: 0.01, WL: 0.1}
 }
 
 func collectKeys(t *testing.T, cfg LoaderConfig, st LoaderState, batches int) ([]string, []*TrainBatch) {
@@ -176,24 +176,50 @@ func TestLoaderDeterministicAndResume(t *testing.T) {
 	}
 }
 
-func TestLoaderRankSplit(t *testing.T) {
-	for _, nShards := range []int{1, 3} {
-		data := writeTestShards(t, shardOpts{shards: nShards, rows: 8, size: 8, nanRow: -1})
-		var all []string
-		for rank := range 2 {
-			cfg := loaderCfg(data)
-			cfg.Rank, cfg.World, cfg.Batch = rank, 2, 1
-			n := 4
-			if nShards == 3 {
-				n = 8 * (2 - rank) // shards 0, 2 | 1
+// Ranks that each take a slice of every global batch together deliver the
+// batches one process would: the same samples in the same order, the same
+// CFG drops, the same data position, for any number of ranks and from a
+// resumed position.
+func TestLoaderSlicesMakeTheGlobalBatch(t *testing.T) {
+	data := writeTestShards(t, shardOpts{shards: 3, rows: 8, size: 8, nanRow: -1})
+	cfg := loaderCfg(data)
+	cfg.Batch = 6
+	const batches = 9 // two epochs and more of 24 rows
+	_, whole := collectKeys(t, cfg, LoaderState{}, batches)
+	for _, world := range []int{2, 3, 6} {
+		for _, from := range []int{0, 5} { // a fresh start and a resumed one
+			parts := make([][]*TrainBatch, world)
+			for r := range world {
+				c := cfg
+				c.SliceLo, c.SliceHi = r*6/world, (r+1)*6/world
+				st := LoaderState{}
+				if from > 0 {
+					st = whole[from-1].State
+				}
+				_, parts[r] = collectKeys(t, c, st, batches-from)
 			}
-			keys, _ := collectKeys(t, cfg, LoaderState{}, n)
-			all = append(all, keys...)
+			for i := from; i < batches; i++ {
+				var keys []string
+				var lat []float32
+				var drop []bool
+				for r := range world {
+					b := parts[r][i-from]
+					if b.State != whole[i].State {
+						t.Fatalf("world %d rank %d batch %d: state %+v, one process %+v", world, r, i, b.State, whole[i].State)
+					}
+					keys, lat, drop = append(keys, b.Keys...), append(lat, b.Latents...), append(drop, b.Dropped...)
+				}
+				w := whole[i]
+				if !slices.Equal(keys, w.Keys) || !slices.Equal(lat, w.Latents) || !slices.Equal(drop, w.Dropped) {
+					t.Fatalf("world %d (from batch %d) batch %d: the ranks' slices %v do not make the global batch %v", world, from, i, keys, w.Keys)
+				}
+			}
 		}
-		slices.Sort(all)
-		if len(all) != 8*nShards || len(slices.Compact(all)) != 8*nShards {
-			t.Fatalf("%d shards: ranks do not partition the rows: %v", nShards, all)
-		}
+	}
+	c := cfg
+	c.SliceLo, c.SliceHi = 4, 7
+	if _, err := NewLoader(context.Background(), c, tinyTok(t), LoaderState{}); err == nil || !strings.Contains(err.Error(), "not inside the global batch") {
+		t.Errorf("slice past the batch: %v", err)
 	}
 }
 

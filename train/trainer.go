@@ -17,9 +17,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/kediff/kediff/diffusion"
+	"github.com/kediff/kediff/dist"
 	"github.com/kediff/kediff/internal/atomicfile"
 	"github.com/kediff/kediff/kernels"
 	"github.com/kediff/kediff/safetensors"
@@ -86,11 +88,16 @@ type TrainConfig struct {
 	CFGDrop        float64 `json:"cfg_drop"`
 	ShuffleBuffer  int     `json:"shuffle_buffer"`
 	Prefetch       int     `json:"prefetch"`
-	Rank           int     `json:"rank"`
-	World          int     `json:"world"`
+	// BucketMB is the size of the gradient buckets a data-parallel job
+	// all-reduces while the backward pass runs (DDP's bucket_cap_mb).
+	BucketMB float64 `json:"bucket_mb"`
 	// Backend is where the model trains (nil: kernels.CPU); not part of the
 	// config file (kediff train --device).
 	Backend kernels.Backend `json:"-"`
+	// Comm joins the ranks of a data-parallel job (nil: one process): Batch
+	// is the global batch, each rank trains on its slice and only rank 0
+	// writes. Not part of the config file (kediff train finds the ranks).
+	Comm dist.Comm `json:"-"`
 }
 
 // DefaultTrainConfig is DESIGN.md's recipe: AdamW lr 0.9e-4, betas 0.9/0.999,
@@ -99,7 +106,7 @@ func DefaultTrainConfig() TrainConfig {
 	return TrainConfig{Model: "tiny", Steps: 1000, Batch: 8, GradAccum: 1, LR: 0.9e-4, Warmup: 100,
 		Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, GradClip: 1, WA: 0.01, WL: 0.1,
 		ScheduleConfig: diffusion.DefaultScheduleConfig(), Experts: 10, Expert: -1,
-		CheckpointEvery: 100, Seed: 1, CFGDrop: 0.1, ShuffleBuffer: 256, Prefetch: 2, World: 1,
+		CheckpointEvery: 100, Seed: 1, CFGDrop: 0.1, ShuffleBuffer: 256, Prefetch: 2, BucketMB: 25,
 		SampleSteps: 25, SampleGuidance: sample.DefaultGuidance}
 }
 
@@ -114,6 +121,9 @@ func ReadTrainConfig(path string) (TrainConfig, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
+		if msg := err.Error(); strings.Contains(msg, `unknown field "rank"`) || strings.Contains(msg, `unknown field "world"`) {
+			return c, fmt.Errorf("train: config %s: rank and world are no longer config fields: the ranks come from the launcher (mpirun, srun, torchrun); delete them", path)
+		}
 		return c, fmt.Errorf("train: config %s: %w", path, err)
 	}
 	dir := filepath.Dir(path)
@@ -160,6 +170,8 @@ func (c *TrainConfig) Validate() error {
 		return fmt.Errorf("train: expert %d out of range: experts are 0..%d", c.Expert, c.Experts-1)
 	case c.Timesteps < c.Experts:
 		return fmt.Errorf("train: %d timesteps cannot be split into %d experts", c.Timesteps, c.Experts)
+	case c.BucketMB < 0:
+		return fmt.Errorf("train: bucket_mb %g is negative", c.BucketMB)
 	case c.SampleEvery < 0:
 		return fmt.Errorf("train: sample_every %d is negative (0: no grids)", c.SampleEvery)
 	case c.SampleEvery > 0 && (c.SamplePrompts == "" || c.SampleDecoder == ""):
@@ -169,9 +181,6 @@ func (c *TrainConfig) Validate() error {
 	}
 	if c.GradAccum <= 0 {
 		c.GradAccum = 1
-	}
-	if c.World <= 0 {
-		c.World = 1
 	}
 	return c.ModelConfig.Validate()
 }
@@ -185,6 +194,10 @@ type Metrics struct {
 	SamplesPerS float64 `json:"samples_per_s"`
 	TMin        int     `json:"t_min"`
 	TMax        int     `json:"t_max"`
+	// CommS is the time this step waited on other ranks (data-parallel):
+	// the gradient all-reduce not hidden behind the backward pass, and the
+	// loss's. Rank 0's.
+	CommS float64 `json:"comm_s,omitempty"`
 }
 
 // TrainState is state.json.
@@ -217,6 +230,7 @@ type Trainer struct {
 	// OnGrid, if set, is called with each sample grid written.
 	OnGrid func(step int, path string)
 	frozen []kernels.View // not updated (expert: the text encoder)
+	comm   dist.Comm
 	losses []float64
 	grids  *grids
 }
@@ -228,7 +242,13 @@ func NewTrainer(ctx context.Context, cfg TrainConfig, data, out, base string, re
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	t := &Trainer{Cfg: cfg, Data: data, Out: out}
+	t := &Trainer{Cfg: cfg, Data: data, Out: out, comm: cfg.Comm}
+	if t.comm == nil {
+		t.comm = dist.Single()
+	}
+	if w := t.comm.Size(); cfg.Batch%w != 0 {
+		return nil, fmt.Errorf("train: the global batch of %d samples does not split evenly into %d ranks: make batch a multiple of the world size (grad_accum multiplies the batch per step)", cfg.Batch, w)
+	}
 	var err error
 	if t.Diff, err = cfg.ScheduleConfig.New(); err != nil {
 		return nil, err
@@ -287,10 +307,14 @@ func NewTrainer(ctx context.Context, cfg TrainConfig, data, out, base string, re
 			return nil, fmt.Errorf("train: %w", err)
 		}
 	}
-	if cfg.SampleEvery > 0 {
+	if cfg.SampleEvery > 0 && t.comm.Rank() == 0 {
 		if t.grids, err = newGrids(t); err != nil {
 			return nil, err
 		}
+	}
+	if err := t.syncStart(); err != nil {
+		t.Close()
+		return nil, err
 	}
 	return t, nil
 }
@@ -348,18 +372,30 @@ func (t *Trainer) lr(step int) float64 {
 // Run trains until Cfg.Steps, checkpointing every CheckpointEvery steps and
 // at the end. A non-finite loss stops the run with an error naming the step,
 // after saving a checkpoint of the state before it.
+//
+// In a data-parallel job (Cfg.Comm with more than one rank) every rank runs
+// this loop on its slice of each global batch; the gradients are averaged
+// over the ranks before clipping, so every rank takes the same optimizer
+// step, and only rank 0 writes metrics, grids and checkpoints.
 func (t *Trainer) Run(ctx context.Context) error {
 	c := t.Cfg
 	mc := t.Model.Config
-	if err := os.MkdirAll(t.Out, 0o755); err != nil {
-		return fmt.Errorf("train: %w", err)
+	rank, world := t.comm.Rank(), t.comm.Size()
+	lead := rank == 0
+	distributed := !dist.IsSingle(t.comm) // NCCL in a world of one still reduces
+	if lead {
+		if err := os.MkdirAll(t.Out, 0o755); err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+		if err := t.loadMetrics(); err != nil {
+			return err
+		}
 	}
-	if err := t.loadMetrics(); err != nil {
-		return err
-	}
-	loader, err := NewLoader(ctx, LoaderConfig{Data: t.Data, Batch: c.Batch, LatentSize: mc.ImageSize, LatentChans: mc.InChannels,
-		TextCtx: mc.TextCtx, Rank: c.Rank, World: c.World, Seed: c.Seed, ShuffleBuffer: c.ShuffleBuffer, Prefetch: c.Prefetch,
-		CFGDrop: c.CFGDrop, WA: c.WA, WL: c.WL}, t.Tok, t.State.Loader)
+	B := c.Batch / world // this rank's samples of each global batch
+	first := rank * B    // the index of its first one
+	loader, err := NewLoader(ctx, LoaderConfig{Data: t.Data, Batch: c.Batch, SliceLo: first, SliceHi: first + B,
+		LatentSize: mc.ImageSize, LatentChans: mc.InChannels, TextCtx: mc.TextCtx, Seed: c.Seed,
+		ShuffleBuffer: c.ShuffleBuffer, Prefetch: c.Prefetch, CFGDrop: c.CFGDrop, WA: c.WA, WL: c.WL}, t.Tok, t.State.Loader)
 	if err != nil {
 		return err
 	}
@@ -370,17 +406,25 @@ func (t *Trainer) Run(ctx context.Context) error {
 		lo, hi = diffusion.Block(c.Expert, c.Experts, T)
 	}
 	p := t.Model.Params
-	B := c.Batch
+	be := t.Model.Backend()
 	n := mc.InChannels * mc.ImageSize * mc.ImageSize
 	noise := make([]float32, B*n)
 	xt := make([]float32, B*n)
 	ts := make([]int, B)
 	tsf := make([]float32, B)
+	var reducer *gradReducer
+	if distributed && commTakes(t.comm, be) && onHost(be) {
+		reducer = newGradReducer(t.comm, p.Grad, c.BucketMB)
+	}
+	defer func() { t.Model.GradsReady = nil }()
+	pcg := rand.NewPCG(0, 0)
+	rng := rand.New(pcg)
 	for t.State.Step < c.Steps {
 		step := t.State.Step + 1
 		start := time.Now()
 		t.Model.ZeroGrad()
 		var lossSum float64
+		var commWait time.Duration
 		tmin, tmax := hi, lo
 		var pos LoaderState
 		for micro := range c.GradAccum {
@@ -389,14 +433,17 @@ func (t *Trainer) Run(ctx context.Context) error {
 				return err
 			}
 			pos = tb.State
-			rng := rand.New(rand.NewPCG(c.Seed^0x747261696e^uint64(c.Expert+1)<<48, mix64(uint64(step)*64+uint64(micro))))
+			// Each sample's timestep and noise come from its own stream,
+			// keyed by step, micro-batch and its index in the global batch:
+			// the same numbers however the batch is split across ranks.
 			for b := range B {
+				pcg.Seed(c.Seed^0x747261696e^uint64(c.Expert+1)<<48, mix64(uint64(step)*64+uint64(micro))^mix64(uint64(first+b+1)))
 				ts[b] = lo + rng.IntN(hi-lo)
 				tsf[b] = float32(ts[b])
 				tmin, tmax = min(tmin, ts[b]), max(tmax, ts[b])
-			}
-			for i := range noise {
-				noise[i] = float32(rng.NormFloat64())
+				for i := range noise[b*n : (b+1)*n] {
+					noise[b*n+i] = float32(rng.NormFloat64())
+				}
 			}
 			if t.OnT != nil {
 				t.OnT(append([]int(nil), ts...))
@@ -408,53 +455,87 @@ func (t *Trainer) Run(ctx context.Context) error {
 					w[i] /= float32(c.GradAccum)
 				}
 			}
-			t.Model.Seed = c.Seed
+			t.Model.Seed, t.Model.SampleOffset = c.Seed, first
+			last := micro == c.GradAccum-1
+			if reducer != nil && last {
+				reducer.start()
+				t.Model.GradsReady = reducer.ready
+			}
 			loss, err := t.Model.Loss(&unet.Batch{X: xt, Timesteps: tsf, Tokens: tb.Tokens, Mask: tb.Mask, WA: tb.WA, Keyword: tb.Keyword}, noise, w, true)
+			t.Model.GradsReady = nil
+			if reducer != nil && last {
+				w := time.Now()
+				rerr := reducer.finish()
+				commWait += time.Since(w)
+				if err == nil && rerr != nil {
+					return fmt.Errorf("train: step %d: gradient all-reduce: %w", step, rerr)
+				}
+			}
 			if err != nil {
 				return fmt.Errorf("train: step %d: %w", step, err)
 			}
 			lossSum += loss
 		}
+		if distributed {
+			w := time.Now()
+			if reducer == nil {
+				if err := allReduceMeanBuf(t.comm, be, p.Grad); err != nil {
+					return fmt.Errorf("train: step %d: gradient all-reduce: %w", step, err)
+				}
+			}
+			// The mean loss over the ranks; a NaN on any rank reaches all.
+			l := []float32{float32(lossSum)}
+			if err := hostComm(t.comm).AllReduceMean(l); err != nil {
+				return fmt.Errorf("train: step %d: loss all-reduce: %w", step, err)
+			}
+			lossSum = float64(l[0])
+			commWait += time.Since(w)
+		}
 		if math.IsNaN(lossSum) || math.IsInf(lossSum, 0) {
+			if !lead {
+				return fmt.Errorf("train: step %d: loss is %v (not finite); rank 0 saves the checkpoint of step %d", step, lossSum, t.State.Step)
+			}
 			if err := t.Save(); err != nil {
 				return fmt.Errorf("train: step %d: loss is %v; saving the checkpoint failed too: %w", step, lossSum, err)
 			}
 			return fmt.Errorf("train: step %d: loss is %v (not finite); stopped, checkpoint of step %d saved in %s", step, lossSum, t.State.Step, t.Out)
 		}
 		for _, v := range t.frozen {
-			t.Model.Backend().Zero(p.Grad[v.Offset : v.Offset+v.Size])
+			be.Zero(p.Grad[v.Offset : v.Offset+v.Size])
 		}
 		clip := c.GradClip
 		if clip <= 0 {
 			clip = math.Inf(1)
 		}
-		gn := t.Model.Backend().ClipGradNorm(p.Grad, clip)
+		gn := be.ClipGradNorm(p.Grad, clip)
 		lr := t.lr(step)
 		if !math.IsNaN(gn) && !math.IsInf(gn, 0) {
 			p.Step++
 			acfg := kernels.AdamWConfig{LR: lr, Beta1: c.Beta1, Beta2: c.Beta2, Eps: c.Eps, WeightDecay: c.WeightDecay}
 			if len(t.frozen) == 0 {
-				t.Model.Backend().AdamWUpdate(p.Data, p.Grad, p.M, p.V, acfg, p.Step)
+				be.AdamWUpdate(p.Data, p.Grad, p.M, p.V, acfg, p.Step)
 			} else {
 				for _, v := range t.Model.Params.Layout.Views() {
 					if unet.IsTextEncoder(v.Name) {
 						continue
 					}
 					s, e := v.Offset, v.Offset+v.Size
-					t.Model.Backend().AdamWUpdate(p.Data[s:e], p.Grad[s:e], p.M[s:e], p.V[s:e], acfg, p.Step)
+					be.AdamWUpdate(p.Data[s:e], p.Grad[s:e], p.M[s:e], p.V[s:e], acfg, p.Step)
 				}
 			}
 			if t.EMA != nil {
-				t.Model.Backend().EMAUpdate(t.EMA, p.Data, c.EMA)
+				be.EMAUpdate(t.EMA, p.Data, c.EMA)
 			}
 		}
 		t.State.Step = step
 		t.State.Loader = pos
 		t.State.Forwards = t.Model.Forwards
 		loss := lossSum // with grad_accum the weights were scaled by 1/grad_accum: the sum is the mean
-		m := Metrics{Step: step, Loss: loss, GradNorm: gn, LR: lr, SamplesPerS: float64(B*c.GradAccum) / time.Since(start).Seconds(), TMin: tmin, TMax: tmax}
-		if err := t.appendMetrics(m); err != nil {
-			return err
+		m := Metrics{Step: step, Loss: loss, GradNorm: gn, LR: lr, SamplesPerS: float64(c.Batch*c.GradAccum) / time.Since(start).Seconds(), TMin: tmin, TMax: tmax, CommS: commWait.Seconds()}
+		if lead {
+			if err := t.appendMetrics(m); err != nil {
+				return err
+			}
 		}
 		if t.OnStep != nil {
 			t.OnStep(m)
@@ -468,7 +549,7 @@ func (t *Trainer) Run(ctx context.Context) error {
 				t.OnGrid(step, path)
 			}
 		}
-		if (c.CheckpointEvery > 0 && step%c.CheckpointEvery == 0) || step == c.Steps {
+		if lead && ((c.CheckpointEvery > 0 && step%c.CheckpointEvery == 0) || step == c.Steps) {
 			if err := t.Save(); err != nil {
 				return err
 			}

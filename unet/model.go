@@ -25,10 +25,24 @@ type Model struct {
 	// NoGrad is inference mode: the next SetBatch allocates no gradient
 	// buffers (half the activation memory) and Backward must not be called.
 	NoGrad bool
+	// SampleOffset is the index of the batch's first sample in the global
+	// batch when data-parallel ranks each run a slice of it: dropout masks
+	// are drawn per sample from its global index, so the ranks together
+	// draw the masks one process running the whole batch would.
+	SampleOffset int
+	// GradsReady, if set, is called during the backward pass after each
+	// layer with an offset into Params.Grad from which every gradient is
+	// final (later layers of the backward pass do not touch it): a
+	// data-parallel trainer starts all-reducing that part while the pass
+	// goes on. The offsets only decrease within one pass and end at 0.
+	GradsReady func(from int)
 
 	be     kernels.Backend
 	layers []layer
-	out    *outLayer
+	// paramEnd[i] is the Layout size once layer i was built: layer i owns
+	// the parameters in [paramEnd[i-1], paramEnd[i]).
+	paramEnd []int
+	out      *outLayer
 	// shared tensors: the SiLU of the conditioning embedding (every ResBlock's
 	// emb_layers input) and the text sequence (every encoder_kv input)
 	embSilu, xfOut *tensor
@@ -92,11 +106,11 @@ func build(cfg Config, be kernels.Backend) (*Model, error) {
 		tin.pad = l.Add("padding_embedding", L, W)
 	}
 	tin.tok = l.Add("token_embedding.weight", c.NVocab, W)
-	m.layers = append(m.layers, tin)
+	m.push(tin)
 	h := tin.output()
 	for i := range c.XFLayers {
 		x := newXFBlock(m, i, h)
-		m.layers = append(m.layers, x)
+		m.push(x)
 		h = x.output()
 	}
 	fin := &textFinal{L: L, W: W, in: h}
@@ -104,17 +118,17 @@ func build(cfg Config, be kernels.Backend) (*Model, error) {
 		ln := newLayerNorm(l, "final_ln", W)
 		fin.ln = &ln
 	}
-	m.layers = append(m.layers, fin)
+	m.push(fin)
 	m.xfOut = fin.output()
 	m.nText = len(m.layers)
 	tout := &textProj{L: L, W: W, in: m.xfOut, proj: newLinear(l, "transformer_proj", W, E)}
-	m.layers = append(m.layers, tout)
+	m.push(tout)
 
 	// time_embed(timestep_embedding(t)) + xf_proj
 	te := &timeEmbed{mc: c.ModelChannels, E: E, text: tout,
 		l0: newLinear(l, "time_embed.0", c.ModelChannels, E),
 		l2: newLinear(l, "time_embed.2", E, E)}
-	m.layers = append(m.layers, te)
+	m.push(te)
 	m.embSilu = te.output()
 
 	m.buildUNet()
@@ -393,12 +407,49 @@ func (m *Model) mustHaveGrad() {
 func (m *Model) backward() {
 	for i := len(m.layers) - 1; i >= 0; i-- {
 		m.layers[i].backward(m)
+		if m.GradsReady != nil && (i == 0 || m.paramEnd[i-1] < m.paramEnd[i]) {
+			if i == 0 {
+				m.GradsReady(0)
+			} else {
+				m.GradsReady(m.paramEnd[i-1])
+			}
+		}
+	}
+}
+
+// push appends a layer whose parameters were the last added to the Layout.
+func (m *Model) push(ly layer) {
+	m.layers = append(m.layers, ly)
+	m.paramEnd = append(m.paramEnd, m.Params.Layout.Size())
+}
+
+// dropout runs the dropout of a (B, per) tensor sample by sample, each
+// sample's mask a function of the layer's seed and the sample's index in
+// the global batch (SampleOffset), so that a batch split across ranks draws
+// one process's masks.
+func (m *Model) dropout(out, inp []float32, per int, p float64, seed uint64, backward bool) {
+	n := m.B
+	if p <= 0 { // identity: one call
+		n, per = 1, per*m.B
+	}
+	for b := range n {
+		s := mix64(seed ^ uint64(m.SampleOffset+b+1)*0x9e3779b97f4a7c15)
+		o, i := out[b*per:(b+1)*per], inp[b*per:(b+1)*per]
+		if backward {
+			m.be.DropoutBackward(o, i, per, p, s)
+		} else {
+			m.be.DropoutForward(o, i, per, p, s)
+		}
 	}
 }
 
 // dropoutSeed derives a per-layer, per-forward seed (splitmix64).
 func (m *Model) dropoutSeed(layer int) uint64 {
-	z := m.Seed ^ m.Forwards*0x9e3779b97f4a7c15 ^ uint64(layer+1)*0xbf58476d1ce4e5b9
+	return mix64(m.Seed ^ m.Forwards*0x9e3779b97f4a7c15 ^ uint64(layer+1)*0xbf58476d1ce4e5b9)
+}
+
+// mix64 is splitmix64's finaliser.
+func mix64(z uint64) uint64 {
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
 	return z ^ (z >> 31)

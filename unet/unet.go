@@ -169,7 +169,7 @@ func (r *resBlock) forward(m *Model) {
 	}
 	if r.dropout > 0 {
 		r.seed = m.dropoutSeed(r.index)
-		be.DropoutForward(r.d2.v, r.a2.v, nOut, r.dropP(m), r.seed)
+		m.dropout(r.d2.v, r.a2.v, r.cout*ohw, r.dropP(m), r.seed, false)
 	}
 	r.conv2.forward(m, r.h2.v, r.d2.v)
 	if r.skip != nil {
@@ -189,7 +189,7 @@ func (r *resBlock) backward(m *Model) {
 	}
 	r.conv2.backward(m, r.d2.g, r.h2.g, r.d2.v)
 	if r.dropout > 0 {
-		be.DropoutBackward(r.a2.g, r.d2.g, nOut, r.dropP(m), r.seed)
+		m.dropout(r.a2.g, r.d2.g, r.cout*ohw, r.dropP(m), r.seed, true)
 	}
 	E := r.emb.C
 	if r.scaleShift {
@@ -420,7 +420,7 @@ func (m *Model) buildUNet() {
 	c := m.Config
 	l := m.Params.Layout
 	mc, res := c.ModelChannels, c.ImageSize
-	add := func(ly layer) *tensor { m.layers = append(m.layers, ly); return ly.output() }
+	add := func(ly layer) *tensor { m.push(ly); return ly.output() }
 
 	// input_blocks.0: conv in_channels -> ch (4 -> 16)
 	ch := c.ChannelMult[0] * mc

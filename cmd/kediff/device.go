@@ -23,6 +23,16 @@ func addDeviceFlags(fs *flag.FlagSet) deviceFlags {
 	}
 }
 
+// gpu is the GPU index the flags name, or -1 for the CPU and the host
+// emulation.
+func (f deviceFlags) gpu() int {
+	o, isCUDA, err := cuda.ParseDevice(*f.device)
+	if err != nil || !isCUDA || o.Emulate {
+		return -1
+	}
+	return o.Device
+}
+
 // open returns the backend the flags ask for.
 func (f deviceFlags) open() (kernels.Backend, error) {
 	o, isCUDA, err := cuda.ParseDevice(*f.device)

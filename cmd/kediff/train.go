@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/kediff/kediff/diffusion"
+	"github.com/kediff/kediff/dist"
+	"github.com/kediff/kediff/kernels/cuda"
 	"github.com/kediff/kediff/stages"
 	"github.com/kediff/kediff/train"
 )
@@ -44,8 +46,8 @@ func runTrain(ctx context.Context, args []string) error {
 	out := fs.String("out", "", "checkpoint directory (model.safetensors, config.json, optimizer.safetensors, state.json, metrics.jsonl, loss.png)")
 	resume := fs.Bool("resume", false, "continue the checkpoint in --out")
 	steps := fs.Int("steps", 0, "override the config's steps")
-	rank := fs.Int("rank", 0, "this process's rank (data split)")
-	world := fs.Int("world", 1, "number of processes (data split)")
+	distKind := fs.String("dist", "auto", "how the ranks of a multi-process job (mpirun, srun, torchrun) talk: auto, mpi, tcp (MASTER_ADDR:MASTER_PORT), nccl or none; auto: NCCL on GPUs, MPI under mpirun, else TCP")
+	distTimeout := fs.Duration("dist-timeout", 5*time.Minute, "a collective waiting longer fails the job (a rank died or stopped); must exceed a checkpoint write")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	dev := addDeviceFlags(fs)
 	sampleEvery := fs.Int("sample-every", -1, "draw a sample grid of the config's sample_prompts every N steps into OUT/samples (0: never; default: the config's sample_every)")
@@ -75,9 +77,28 @@ func runTrain(ctx context.Context, args []string) error {
 	if *steps > 0 {
 		cfg.Steps = *steps
 	}
-	cfg.Rank, cfg.World = *rank, *world
+	info, err := dist.Discover(nil)
+	if err != nil {
+		return err
+	}
+	if info.World > 1 && *dev.device == "cuda" {
+		*dev.device = info.Device() // one GPU per local rank
+	}
 	if cfg.Backend, err = dev.open(); err != nil {
 		return err
+	}
+	copts := dist.ConnectOptions{Kind: *distKind, Device: dev.gpu(), Timeout: *distTimeout}
+	if d, ok := cfg.Backend.(*cuda.Device); ok {
+		copts.DevicePointer, copts.Stream = d.DevicePointer, d.Stream()
+	}
+	comm, err := dist.Connect(ctx, info, copts)
+	if err != nil {
+		return err
+	}
+	defer comm.Close()
+	cfg.Comm = comm
+	if comm.Rank() != 0 {
+		*quiet = true // rank 0 reports for the job
 	}
 	if *sampleEvery >= 0 {
 		cfg.SampleEvery = *sampleEvery
@@ -128,13 +149,30 @@ func runTrain(ctx context.Context, args []string) error {
 		lo, hi := diffusion.Block(expert, cfg.Experts, cfg.Timesteps)
 		what = fmt.Sprintf("expert %d of %d (t in [%d, %d), text encoder frozen)", expert, cfg.Experts, lo, hi)
 	}
-	fmt.Fprintf(os.Stderr, "kediff train: %s, %d parameters, vocabulary %d, from step %d to %d, checkpoints in %s\n",
-		what, t.Model.NumParams(), t.Tok.Size(), t.State.Step, cfg.Steps, *out)
+	if comm.Rank() == 0 {
+		fmt.Fprintf(os.Stderr, "kediff train: %s, %d parameters, vocabulary %d, from step %d to %d, checkpoints in %s\n",
+			what, t.Model.NumParams(), t.Tok.Size(), t.State.Step, cfg.Steps, *out)
+		if comm.Size() > 1 {
+			fmt.Fprintf(os.Stderr, "kediff train: %d ranks (%s, %s), global batch %d = %d per rank\n",
+				comm.Size(), info.Launcher, commName(comm), cfg.Batch, cfg.Batch/comm.Size())
+		}
+	}
 	if err := t.Run(ctx); err != nil {
 		if !*quiet {
 			fmt.Fprintln(os.Stderr)
 		}
+		if comm.Size() > 1 {
+			return fmt.Errorf("rank %d of %d: %w", comm.Rank(), comm.Size(), err)
+		}
 		return err
 	}
 	return nil
+}
+
+// commName says which communicator a job uses.
+func commName(c dist.Comm) string {
+	if s, ok := c.(fmt.Stringer); ok {
+		return s.String()
+	}
+	return fmt.Sprintf("%T", c)
 }

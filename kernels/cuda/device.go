@@ -102,6 +102,32 @@ func (d *Device) DType(b []float32) string {
 	return "fp32"
 }
 
+// DevicePointer returns the device address of the n elements a buffer's
+// view address (its slice's data pointer) stands for, for libraries that
+// take device memory (NCCL through package dist); want says which element
+// type the caller expects. In the emulation the address is host memory.
+func (d *Device) DevicePointer(addr uintptr, n int, bf16 bool) (uintptr, error) {
+	p, dt, err := d.lib.devicePointer(addr, n)
+	if err != nil {
+		return 0, err
+	}
+	if (dt == dtBF16) != bf16 {
+		have, want := "fp32", "fp32"
+		if dt == dtBF16 {
+			have = "bf16"
+		}
+		if bf16 {
+			want = "bf16"
+		}
+		return 0, fmt.Errorf("kernels/cuda: the buffer holds %s, the caller wants %s", have, want)
+	}
+	return p, nil
+}
+
+// Stream is the CUDA stream the kernels run on (a cudaStream_t as a
+// number; 0 in the emulation): work queued on it runs after theirs.
+func (d *Device) Stream() uintptr { return d.lib.stream() }
+
 func (d *Device) CopyToDevice(dst, src []float32) {
 	d.check("copy to the device", d.lib.upload(view(dst), src[:min(len(src), len(dst))]))
 }

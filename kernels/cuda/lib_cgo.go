@@ -21,6 +21,8 @@ typedef const char *(*kd_sync_fn)(void);
 typedef const char *(*kd_run_fn)(int, void **, const long *, const double *, const int32_t *, double *);
 typedef void (*kd_mem_fn)(long long *, long long *, int);
 typedef int (*kd_set_variant_fn)(int, int);
+typedef const char *(*kd_device_pointer_fn)(const void *, long, void **, int *);
+typedef void *(*kd_stream_fn)(void);
 
 typedef struct {
 	void *h;
@@ -37,6 +39,8 @@ typedef struct {
 	kd_run_fn run;
 	kd_mem_fn mem;
 	kd_set_variant_fn set_variant;
+	kd_device_pointer_fn device_pointer;
+	kd_stream_fn stream;
 } kd_lib;
 
 static const char *kd_open(kd_lib *l, const char *path) {
@@ -46,7 +50,7 @@ static const char *kd_open(kd_lib *l, const char *path) {
 	SYM(init, "kd_init") SYM(op_count, "kd_op_count") SYM(op_name, "kd_op_name") SYM(alloc, "kd_alloc")
 	SYM(free, "kd_free") SYM(dtype, "kd_dtype") SYM(upload, "kd_upload") SYM(download, "kd_download")
 	SYM(zero, "kd_zero") SYM(sync, "kd_sync") SYM(run, "kd_run") SYM(mem, "kd_mem")
-	SYM(set_variant, "kd_set_variant")
+	SYM(set_variant, "kd_set_variant") SYM(device_pointer, "kd_device_pointer") SYM(stream, "kd_stream")
 #undef SYM
 	return NULL;
 }
@@ -62,6 +66,13 @@ static const char *kd_c_download(kd_lib *l, float *dst, const void *v, long n) {
 static const char *kd_c_zero(kd_lib *l, void *v, long n) { return l->zero(v, n); }
 static const char *kd_c_sync(kd_lib *l) { return l->sync(); }
 static int kd_c_set_variant(kd_lib *l, int family, int v) { return l->set_variant(family, v); }
+static const char *kd_c_device_pointer(kd_lib *l, uintptr_t v, long n, uintptr_t *dev, int *dt) {
+	void *p = NULL;
+	const char *e = l->device_pointer((const void *)v, n, &p, dt);
+	*dev = (uintptr_t)p;
+	return e;
+}
+static uintptr_t kd_c_stream(kd_lib *l) { return (uintptr_t)l->stream(); }
 static void kd_c_mem(kd_lib *l, long long *live, long long *peak, int reset) { l->mem(live, peak, reset); }
 static const char *kd_c_run(kd_lib *l, int op, void **p, const long *n, const double *f, const int32_t *host, double *res) {
 	return l->run(op, p, n, f, host, res);
@@ -163,6 +174,19 @@ func (l *library) zero(v unsafe.Pointer, n int) error {
 }
 
 func (l *library) sync() error { return cerr(C.kd_c_sync(l.l)) }
+
+// devicePointer resolves n elements at view address v to their device
+// address and element type.
+func (l *library) devicePointer(v uintptr, n int) (uintptr, int, error) {
+	var dev C.uintptr_t
+	var dt C.int
+	if err := cerr(C.kd_c_device_pointer(l.l, C.uintptr_t(v), C.long(n), &dev, &dt)); err != nil {
+		return 0, 0, err
+	}
+	return uintptr(dev), int(dt), nil
+}
+
+func (l *library) stream() uintptr { return uintptr(C.kd_c_stream(l.l)) }
 
 func (l *library) mem(reset bool) (live, peak int64) {
 	var lv, pk C.longlong

@@ -31,6 +31,14 @@ func (*Device) SetRowVariant(int) (int, error) {
 	return 0, errors.New("kernels/cuda: built without cgo")
 }
 
+// DevicePointer fails without cgo.
+func (*Device) DevicePointer(uintptr, int, bool) (uintptr, error) {
+	return 0, errors.New("kernels/cuda: built without cgo")
+}
+
+// Stream is 0.
+func (*Device) Stream() uintptr { return 0 }
+
 // DType is "fp32".
 func (*Device) DType([]float32) string { return "fp32" }
 

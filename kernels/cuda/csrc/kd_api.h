@@ -600,6 +600,7 @@ const char *kd_op_name(int op) { return op >= 0 && op < OP_COUNT ? op_names[op] 
 
 // kd_alloc allocates n zeroed elements of dtype and returns their view.
 void *kd_alloc(long n, int dtype, const char **err) {
+	rt::bind();
 	*err = nullptr;
 	if (n <= 0) return nullptr;
 	if (dtype != KD_F32 && dtype != KD_BF16) {
@@ -624,6 +625,7 @@ void *kd_alloc(long n, int dtype, const char **err) {
 }
 
 void kd_free(void *view) {
+	rt::bind();
 	std::lock_guard<std::mutex> lock(g_mu);
 	for (auto it = g_allocs.begin(); it != g_allocs.end(); ++it)
 		if (it->view == (uintptr_t)view) {
@@ -644,6 +646,7 @@ int kd_dtype(const void *view) {
 
 // kd_upload copies n host floats into the buffer at view, converting to its type.
 const char *kd_upload(void *view, const float *src, long n) {
+	rt::bind();
 	Ten t;
 	TRY(need(view, n, &t, "dst"));
 	if (t.dt == KD_F32) return rt::h2d(t.p, src, 4 * (size_t)n);
@@ -655,6 +658,7 @@ const char *kd_upload(void *view, const float *src, long n) {
 // kd_download copies n elements at view into host floats (waiting for the
 // work before it).
 const char *kd_download(float *dst, const void *view, long n) {
+	rt::bind();
 	Ten t;
 	TRY(need(view, n, &t, "src"));
 	if (t.dt == KD_F32) return rt::d2h(dst, t.p, 4 * (size_t)n);
@@ -665,12 +669,30 @@ const char *kd_download(float *dst, const void *view, long n) {
 }
 
 const char *kd_zero(void *view, long n) {
+	rt::bind();
 	Ten t;
 	TRY(need(view, n, &t, "buffer"));
 	return rt::dzero(t.p, kd_size(t.dt) * (size_t)n);
 }
 
-const char *kd_sync(void) { return rt::sync(); }
+const char *kd_sync(void) {
+	rt::bind();
+	return rt::sync();
+}
+
+// kd_device_pointer gives the device address of the n elements at view and
+// their element type, for libraries that take device memory (NCCL).
+const char *kd_device_pointer(const void *view, long n, void **dev, int *dtype) {
+	Ten t;
+	TRY(need(view, n, &t, "buffer"));
+	*dev = t.p;
+	*dtype = t.dt;
+	return nullptr;
+}
+
+// kd_stream is the stream every op runs on (a cudaStream_t; 0 in the
+// emulation), so other libraries can queue work after the kernels'.
+void *kd_stream(void) { return rt::stream(); }
 
 // kd_mem reports the device memory kediff holds (buffers and scratch) and
 // its peak since the last reset (reset != 0 sets the peak to what is live).
@@ -685,6 +707,7 @@ void kd_mem(long long *live, long long *peak, int reset) {
 // arguments f and host token ids host; result receives a scalar result
 // (losses, norms).
 const char *kd_run(int op, void **p, const long *n, const double *f, const int32_t *host, double *result) {
+	rt::bind();
 	return run(op, p, n, f, host, result);
 }
 

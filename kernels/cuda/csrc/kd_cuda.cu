@@ -210,6 +210,16 @@ const char *sync() {
 	return nullptr;
 }
 
+void *stream() { return (void *)g_stream; }
+
+// bind makes the process's GPU current on the calling thread. The runtime
+// keeps the current device per thread and Go runs a goroutine's calls on
+// any of its threads, where device 0 is current unless set: without this,
+// a process on cuda:1 would launch into its stream from device 0.
+void bind() {
+	if (g_device > 0) cudaSetDevice(g_device);
+}
+
 template <class F> const char *each(long n, const F &f) {
 	if (n <= 0) return nullptr;
 	long blocks = (n + 255) / 256;

@@ -38,6 +38,8 @@ inline const char *h2d(void *dst, const void *src, size_t bytes) { return memcpy
 inline const char *d2h(void *dst, const void *src, size_t bytes) { return memcpy(dst, src, bytes), nullptr; }
 inline const char *dzero(void *p, size_t bytes) { return memset(p, 0, bytes), nullptr; }
 inline const char *sync() { return nullptr; }
+inline void *stream() { return nullptr; }
+inline void bind() {}
 
 template <class F> const char *each(long n, const F &f) {
 	for (long i = 0; i < n; i++) f(i);
