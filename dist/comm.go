@@ -3,6 +3,7 @@ package dist
 import (
 	"fmt"
 	"math"
+	"sync"
 )
 
 // Comm is a communicator: the collectives data-parallel training needs,
@@ -84,13 +85,22 @@ func Float32ToBF16(dst []uint16, src []float32) {
 }
 
 // allReduceBF16 runs a bf16 all-reduce through a float32 one: the values are
-// widened, summed in float32 and rounded once.
+// widened, summed in float32 and rounded once. The float32 buffer is kept
+// for the next call (gradients come back every step at the same size).
 func allReduceBF16(c Comm, buf []uint16) error {
-	f := make([]float32, len(buf))
+	p, _ := widePool.Get().(*[]float32)
+	if p == nil || cap(*p) < len(buf) {
+		p = new([]float32)
+		*p = make([]float32, len(buf))
+	}
+	f := (*p)[:len(buf)]
 	BF16ToFloat32(f, buf)
 	if err := c.AllReduceSum(f); err != nil {
-		return err
+		return err // f is not reused: a timed-out call may still write it
 	}
 	Float32ToBF16(buf, f)
+	widePool.Put(p)
 	return nil
 }
+
+var widePool sync.Pool

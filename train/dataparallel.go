@@ -116,6 +116,40 @@ func allReduceMeanBuf(comm dist.Comm, be kernels.Backend, buf []float32) error {
 	return nil
 }
 
+// mergeStreams gives every rank every data stream's position: each rank
+// knows only its own streams' (zeros elsewhere), so a sum over the ranks
+// merges them. The integers travel as 16-bit limbs, which float32 sums
+// exactly.
+func mergeStreams(comm dist.Comm, pos []StreamState) error {
+	const limbs = 6 // epoch: 2, samples: 4
+	buf := make([]float32, limbs*len(pos))
+	for i, p := range pos {
+		v := [2]uint64{uint64(uint32(p.Epoch)), uint64(p.Samples)}
+		b := buf[limbs*i:]
+		for j := range 2 {
+			b[j] = float32(v[0] >> (16 * j) & 0xffff)
+		}
+		for j := range 4 {
+			b[2+j] = float32(v[1] >> (16 * j) & 0xffff)
+		}
+	}
+	if err := comm.AllReduceSum(buf); err != nil {
+		return err
+	}
+	for i := range pos {
+		b := buf[limbs*i:]
+		var e, n uint64
+		for j := range 2 {
+			e |= uint64(b[j]) << (16 * j)
+		}
+		for j := range 4 {
+			n |= uint64(b[2+j]) << (16 * j)
+		}
+		pos[i] = StreamState{Epoch: int(int32(uint32(e))), Samples: int64(n)}
+	}
+	return nil
+}
+
 // syncStart makes every rank start from rank 0's weights, optimizer state
 // and EMA (fresh runs agree anyway; this also catches ranks that resumed
 // from different checkpoints), after checking that every rank is at rank
@@ -126,7 +160,11 @@ func (t *Trainer) syncStart() error {
 		return nil
 	}
 	st := t.State
-	words := []uint64{uint64(st.Step), uint64(st.Loader.Epoch), uint64(st.Loader.Samples), st.Forwards, uint64(t.Model.Params.Step), uint64(len(t.Model.Params.Data)), uint64(t.Tok.Size())}
+	var streams uint64
+	for i, p := range st.Loader.Streams {
+		streams = streams*1000003 + uint64(i+1)*uint64(p.Epoch+1) + uint64(p.Samples)
+	}
+	words := []uint64{uint64(st.Step), uint64(st.Loader.Epoch), uint64(st.Loader.Samples), streams, st.Forwards, uint64(t.Model.Params.Step), uint64(len(t.Model.Params.Data)), uint64(t.Tok.Size())}
 	buf := make([]float32, 2*len(words))
 	for i, w := range words {
 		buf[2*i] = math.Float32frombits(uint32(w))
@@ -135,7 +173,7 @@ func (t *Trainer) syncStart() error {
 	if err := hostComm(comm).Broadcast(buf, 0); err != nil {
 		return err
 	}
-	names := []string{"step", "loader epoch", "loader samples", "forward count", "optimizer step", "parameter count", "vocabulary size"}
+	names := []string{"step", "loader epoch", "loader samples", "data stream positions (hash)", "forward count", "optimizer step", "parameter count", "vocabulary size"}
 	for i, w := range words {
 		got := uint64(math.Float32bits(buf[2*i])) | uint64(math.Float32bits(buf[2*i+1]))<<32
 		if got != w {

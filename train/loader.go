@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/parquet-go/parquet-go"
 	"gocloud.dev/blob"
@@ -46,16 +47,26 @@ type LoaderConfig struct {
 	LatentChans int    // latent channels (4)
 	TextCtx     int    // tokens per prompt
 	// SliceLo and SliceHi are this rank's samples of every global batch:
-	// positions [SliceLo, SliceHi) (both 0: the whole batch). Every rank
-	// walks the same stream (the same shuffle for any number of ranks) and
-	// decodes only its slice, so the global batches do not depend on how
-	// many ranks share them.
+	// positions [SliceLo, SliceHi) (both 0: the whole batch). With one
+	// stream every rank walks it (the same shuffle for any number of
+	// ranks) and decodes only its slice, so the global batches do not
+	// depend on how many ranks share them.
 	SliceLo, SliceHi int
-	Seed             uint64  // shuffle and CFG-drop seed
-	ShuffleBuffer    int     // samples in the shuffle buffer (0: 1, no shuffle)
-	Prefetch         int     // batches prepared ahead on the loader goroutine (default 2)
-	CFGDrop          float64 // probability of dropping the text (classifier-free guidance)
-	WA, WL           float64 // keyword attention weight (text_knowledge samples) and loss weight on loss_mask cells (visual_knowledge samples)
+	// Streams > 1 splits the data into that many independent streams, as
+	// MosaicML Streaming's canonical nodes do: stream s reads the shards
+	// i with i % Streams == s (or, with fewer shards than streams, the
+	// rows whose shard and row index add up to s mod Streams) through its
+	// own shuffle, and gives Batch/Streams samples of every global batch,
+	// in stream order. A rank reads only its streams, [StreamLo,
+	// StreamHi), whose samples are its slice. The batches depend on
+	// Streams, not on the number of ranks that share them.
+	Streams            int
+	StreamLo, StreamHi int
+	Seed               uint64  // shuffle and CFG-drop seed
+	ShuffleBuffer      int     // samples in the shuffle buffer (0: 1, no shuffle)
+	Prefetch           int     // batches prepared ahead on the loader goroutine (default 2)
+	CFGDrop            float64 // probability of dropping the text (classifier-free guidance)
+	WA, WL             float64 // keyword attention weight (text_knowledge samples) and loss weight on loss_mask cells (visual_knowledge samples)
 }
 
 // LoaderState is a position in the data stream: the epoch and how many
@@ -65,9 +76,19 @@ type LoaderConfig struct {
 type LoaderState struct {
 	Epoch   int   `json:"epoch"`
 	Samples int64 `json:"samples"` // delivered in this epoch
+	// Streams are the positions of every stream (LoaderConfig.Streams >
+	// 1); a rank's batches carry its own streams' and zeros elsewhere.
+	Streams []StreamState `json:"streams,omitempty"`
 	// Shard and Row name the input position of the last delivered sample (informational).
 	Shard string `json:"shard,omitempty"`
 	Row   int    `json:"row"`
+}
+
+// StreamState is one stream's position: its epoch and the samples it has
+// delivered in it.
+type StreamState struct {
+	Epoch   int   `json:"epoch"`
+	Samples int64 `json:"samples"`
 }
 
 // TrainBatch is one batch from the loader.
@@ -161,6 +182,24 @@ func NewLoader(ctx context.Context, cfg LoaderConfig, tok *tokenizer.Tokenizer, 
 	if cfg.Batch <= 0 || cfg.LatentSize <= 0 || cfg.TextCtx <= 0 {
 		return nil, fmt.Errorf("train: loader: batch %d, latent size %d, text_ctx %d must be positive", cfg.Batch, cfg.LatentSize, cfg.TextCtx)
 	}
+	if cfg.Streams > 1 {
+		if cfg.Batch%cfg.Streams != 0 {
+			return nil, fmt.Errorf("train: loader: the global batch of %d does not split into %d data streams: make batch a multiple of data_streams", cfg.Batch, cfg.Streams)
+		}
+		if cfg.StreamLo == 0 && cfg.StreamHi == 0 {
+			cfg.StreamHi = cfg.Streams
+		}
+		if cfg.StreamLo < 0 || cfg.StreamLo >= cfg.StreamHi || cfg.StreamHi > cfg.Streams {
+			return nil, fmt.Errorf("train: loader: streams [%d, %d) are not among the %d data streams", cfg.StreamLo, cfg.StreamHi, cfg.Streams)
+		}
+		per := cfg.Batch / cfg.Streams
+		cfg.SliceLo, cfg.SliceHi = cfg.StreamLo*per, cfg.StreamHi*per
+		if len(state.Streams) != 0 && len(state.Streams) != cfg.Streams {
+			return nil, fmt.Errorf("train: loader: the checkpoint's data position has %d streams, the config %d: resume with the data_streams it was trained with", len(state.Streams), cfg.Streams)
+		}
+	} else if len(state.Streams) > 0 {
+		return nil, fmt.Errorf("train: loader: the checkpoint's data position has %d streams, the config one: resume with the data_streams it was trained with", len(state.Streams))
+	}
 	if cfg.SliceLo == 0 && cfg.SliceHi == 0 {
 		cfg.SliceHi = cfg.Batch
 	}
@@ -239,43 +278,168 @@ func (l *Loader) run(ctx context.Context, st LoaderState) {
 			return false
 		}
 	}
+	var err error
+	if l.cfg.Streams > 1 {
+		err = l.runStreams(ctx, st, send)
+	} else {
+		err = l.runOne(ctx, st, send)
+	}
+	if err != nil && ctx.Err() == nil {
+		send(loadResult{err: err})
+	}
+}
+
+// runOne is the single stream every rank walks, keeping its slice of each
+// global batch.
+func (l *Loader) runOne(ctx context.Context, st LoaderState, send func(loadResult) bool) error {
 	c := l.cfg
 	var cur *TrainBatch
 	inBatch := 0 // position in the global batch being filled
-	skip := st.Samples
-	for epoch := st.Epoch; ; epoch++ {
+	all := make([]int, len(l.shards))
+	for i := range all {
+		all[i] = i
+	}
+	return l.walk(ctx, 0, all, nil, StreamState{Epoch: st.Epoch, Samples: st.Samples}, func(s streamRow, pos StreamState, drop bool) error {
+		if cur == nil {
+			cur = l.newBatch()
+		}
+		if inBatch >= c.SliceLo && inBatch < c.SliceHi {
+			if err := l.addSample(cur, s, drop); err != nil {
+				return err
+			}
+		}
+		inBatch++
+		if inBatch == c.Batch {
+			cur.State = LoaderState{Epoch: pos.Epoch, Samples: pos.Samples, Shard: s.shard, Row: s.index}
+			if !send(loadResult{b: cur}) {
+				return ctx.Err()
+			}
+			cur, inBatch = nil, 0
+		}
+		return nil
+	})
+}
+
+// streamItem is one row a stream goroutine hands to the batch assembler.
+type streamItem struct {
+	row  streamRow
+	pos  StreamState // the stream's position after this row
+	drop bool
+	err  error
+}
+
+// runStreams runs this rank's streams on goroutines of their own and builds
+// each batch from Batch/Streams rows of each, in stream order.
+func (l *Loader) runStreams(ctx context.Context, st LoaderState, send func(loadResult) bool) error {
+	c := l.cfg
+	per := c.Batch / c.Streams
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chans := make([]chan streamItem, c.StreamHi-c.StreamLo)
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel: the walks return
+	for i := range chans {
+		sid := c.StreamLo + i
+		chans[i] = make(chan streamItem, per)
+		var from StreamState
+		if len(st.Streams) > 0 {
+			from = st.Streams[sid]
+		}
+		idx, keep := l.streamShards(sid)
+		wg.Go(func() {
+			err := l.walk(ctx, uint64(sid+1), idx, keep, from, func(s streamRow, pos StreamState, drop bool) error {
+				select {
+				case chans[i] <- streamItem{row: s, pos: pos, drop: drop}:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			})
+			if err != nil && ctx.Err() == nil {
+				err = fmt.Errorf("%w (data stream %d of %d)", err, sid, c.Streams)
+				select {
+				case chans[i] <- streamItem{err: err}:
+				case <-ctx.Done():
+				}
+			}
+		})
+	}
+	pos := make([]StreamState, c.Streams)
+	if len(st.Streams) > 0 {
+		copy(pos, st.Streams)
+	}
+	for {
+		b := l.newBatch()
+		var last streamRow
+		for i, ch := range chans {
+			for range per {
+				var it streamItem
+				select {
+				case it = <-ch:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				if it.err != nil {
+					return it.err
+				}
+				if err := l.addSample(b, it.row, it.drop); err != nil {
+					return err
+				}
+				pos[c.StreamLo+i], last = it.pos, it.row
+			}
+		}
+		b.State = LoaderState{Streams: append([]StreamState(nil), pos...), Shard: last.shard, Row: last.index}
+		if !send(loadResult{b: b}) {
+			return ctx.Err()
+		}
+	}
+}
+
+// streamShards lists stream sid's shards and, where there are fewer shards
+// than streams, the filter keeping its rows.
+func (l *Loader) streamShards(sid int) ([]int, func(k, i int) bool) {
+	S := l.cfg.Streams
+	if len(l.shards) < S {
+		all := make([]int, len(l.shards))
+		for i := range all {
+			all[i] = i
+		}
+		return all, func(k, i int) bool { return (k+i)%S == sid }
+	}
+	var idx []int
+	for k := sid; k < len(l.shards); k += S {
+		idx = append(idx, k)
+	}
+	return idx, nil
+}
+
+// walk runs one data stream from position from, for ever: each epoch its
+// shards (indices into l.shards) in a seeded order, their rows (those keep
+// accepts; nil: all) through a seeded shuffle buffer, calling emit with
+// each row, the stream's position after it and its CFG drop. The shuffle
+// and drop randomness are functions of the seed, the stream's tag, the
+// epoch and the position, so a stream restarted at a position goes on as
+// it would have. Tag 0 is the single stream every rank walks.
+func (l *Loader) walk(ctx context.Context, tag uint64, shardIdx []int, keep func(k, i int) bool, from StreamState, emit func(streamRow, StreamState, bool) error) error {
+	c := l.cfg
+	skip := from.Samples
+	for epoch := from.Epoch; ; epoch++ {
 		delivered := int64(0)
-		if epoch != st.Epoch {
+		if epoch != from.Epoch {
 			skip = 0
 		}
-		rng := rand.New(rand.NewPCG(c.Seed^0x6b656469666621, mix64(uint64(epoch)*1000003)))
-		order := rng.Perm(len(l.shards))
+		rng := rand.New(rand.NewPCG(c.Seed^0x6b656469666621, mix64(uint64(epoch)*1000003^tag<<40)))
+		order := rng.Perm(len(shardIdx))
 		var buf []streamRow
-		emit := func(s streamRow) error {
+		out := func(s streamRow) error {
 			at := delivered
 			delivered++
 			if at < skip {
 				return nil
 			}
-			if cur == nil {
-				cur = l.newBatch()
-			}
-			if inBatch >= c.SliceLo && inBatch < c.SliceHi {
-				h := mix64(c.Seed ^ mix64(uint64(epoch)<<32^uint64(at)))
-				drop := float64(h>>11)/(1<<53) < c.CFGDrop
-				if err := l.addSample(cur, s, drop); err != nil {
-					return err
-				}
-			}
-			inBatch++
-			if inBatch == c.Batch {
-				cur.State = LoaderState{Epoch: epoch, Samples: delivered, Shard: s.shard, Row: s.index}
-				if !send(loadResult{b: cur}) {
-					return ctx.Err()
-				}
-				cur, inBatch = nil, 0
-			}
-			return nil
+			h := mix64(c.Seed ^ mix64(uint64(epoch)<<32^uint64(at)^tag<<40))
+			drop := float64(h>>11)/(1<<53) < c.CFGDrop
+			return emit(s, StreamState{Epoch: epoch, Samples: delivered}, drop)
 		}
 		push := func(s streamRow) error {
 			if len(buf) < c.ShuffleBuffer {
@@ -283,34 +447,34 @@ func (l *Loader) run(ctx context.Context, st LoaderState) {
 				return nil
 			}
 			j := rng.IntN(len(buf))
-			out := buf[j]
+			o := buf[j]
 			buf[j] = s
-			return emit(out)
+			return out(o)
 		}
 		var err error
-		for _, k := range order {
+		for _, o := range order {
+			k := shardIdx[o]
 			err = l.readShard(ctx, l.shards[k], func(r *shardRow, i int) error {
+				if keep != nil && !keep(k, i) {
+					return nil
+				}
 				return push(streamRow{row: r, shard: l.shards[k], index: i})
 			})
 			if err != nil {
-				break
+				return err
 			}
 		}
-		for err == nil && len(buf) > 0 {
+		for len(buf) > 0 {
 			j := rng.IntN(len(buf))
 			s := buf[j]
 			buf[j] = buf[len(buf)-1]
 			buf = buf[:len(buf)-1]
-			err = emit(s)
-		}
-		if err == nil && delivered == 0 {
-			err = fmt.Errorf("train: no samples in %d shards of %s", len(l.shards), c.Data)
-		}
-		if err != nil {
-			if ctx.Err() == nil {
-				send(loadResult{err: err})
+			if err := out(s); err != nil {
+				return err
 			}
-			return
+		}
+		if delivered == 0 {
+			return fmt.Errorf("train: no samples in %d shards of %s", len(shardIdx), c.Data)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -204,7 +205,7 @@ func TestLoaderSlicesMakeTheGlobalBatch(t *testing.T) {
 				var drop []bool
 				for r := range world {
 					b := parts[r][i-from]
-					if b.State != whole[i].State {
+					if !reflect.DeepEqual(b.State, whole[i].State) {
 						t.Fatalf("world %d rank %d batch %d: state %+v, one process %+v", world, r, i, b.State, whole[i].State)
 					}
 					keys, lat, drop = append(keys, b.Keys...), append(lat, b.Latents...), append(drop, b.Dropped...)
@@ -288,5 +289,102 @@ func TestF16(t *testing.T) {
 	}
 	if !math.IsNaN(float64(f16to32(F32toF16(float32(math.NaN()))))) {
 		t.Error("NaN")
+	}
+}
+
+// With data streams, ranks that each read only their streams' shards
+// deliver the batches one rank reading every stream does, resume from the
+// merged position, and each stream delivers each of its rows once an epoch.
+func TestLoaderStreams(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		shards int
+	}{
+		{"shards split among streams", 6},
+		{"rows split among streams (fewer shards than streams)", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := writeTestShards(t, shardOpts{shards: tc.shards, rows: 8, size: 8, nanRow: -1})
+			cfg := loaderCfg(data)
+			cfg.Batch, cfg.Streams = 8, 4
+			const batches = 10
+			_, whole := collectKeys(t, cfg, LoaderState{}, batches)
+
+			// Every stream gives 2 samples a batch, each of its rows once an
+			// epoch (the first 2 batches stay inside every stream's first
+			// epoch: each has 4 rows or more).
+			seen := map[string]int{}
+			for _, b := range whole[:2] {
+				for _, k := range b.Keys {
+					seen[k]++
+				}
+			}
+			for k, n := range seen {
+				if n != 1 {
+					t.Fatalf("%s delivered %d times in the first 2 batches", k, n)
+				}
+			}
+			for _, world := range []int{2, 4} {
+				for _, from := range []int{0, 4} {
+					parts := make([][]*TrainBatch, world)
+					for r := range world {
+						c := cfg
+						c.StreamLo, c.StreamHi = r*4/world, (r+1)*4/world
+						st := LoaderState{}
+						if from > 0 {
+							st = whole[from-1].State
+						}
+						_, parts[r] = collectKeys(t, c, st, batches-from)
+						if tc.shards >= 4 {
+							for _, b := range parts[r] {
+								for _, k := range b.Keys {
+									var s, row int
+									fmt.Sscanf(k, "s%d-r%d", &s, &row)
+									if sid := s % 4; sid < c.StreamLo || sid >= c.StreamHi {
+										t.Fatalf("world %d rank %d (streams %d-%d) got %s, a row of stream %d", world, r, c.StreamLo, c.StreamHi-1, k, sid)
+									}
+								}
+							}
+						}
+					}
+					for i := from; i < batches; i++ {
+						var keys []string
+						var drop []bool
+						merged := make([]StreamState, 4)
+						for r := range world {
+							b := parts[r][i-from]
+							keys, drop = append(keys, b.Keys...), append(drop, b.Dropped...)
+							for s := r * 4 / world; s < (r+1)*4/world; s++ {
+								merged[s] = b.State.Streams[s]
+							}
+						}
+						if !slices.Equal(keys, whole[i].Keys) || !slices.Equal(drop, whole[i].Dropped) {
+							t.Fatalf("world %d from %d batch %d: %v, one rank %v", world, from, i, keys, whole[i].Keys)
+						}
+						if !slices.Equal(merged, whole[i].State.Streams) {
+							t.Fatalf("world %d batch %d: merged positions %v, one rank %v", world, i, merged, whole[i].State.Streams)
+						}
+					}
+				}
+			}
+		})
+	}
+	data := writeTestShards(t, shardOpts{shards: 2, rows: 8, size: 8, nanRow: -1})
+	for _, tc := range []struct {
+		name string
+		mod  func(*LoaderConfig, *LoaderState)
+		want string
+	}{
+		{"batch not a multiple", func(c *LoaderConfig, _ *LoaderState) { c.Batch, c.Streams = 6, 4 }, "multiple of data_streams"},
+		{"streams outside", func(c *LoaderConfig, _ *LoaderState) { c.Streams, c.StreamLo, c.StreamHi = 4, 2, 5 }, "not among"},
+		{"position of other streams", func(c *LoaderConfig, s *LoaderState) { c.Streams, s.Streams = 4, make([]StreamState, 2) }, "data_streams it was trained with"},
+		{"streams position, one stream", func(c *LoaderConfig, s *LoaderState) { s.Streams = make([]StreamState, 2) }, "data_streams it was trained with"},
+	} {
+		c, st := loaderCfg(data), LoaderState{}
+		c.Batch = 8
+		tc.mod(&c, &st)
+		if _, err := NewLoader(context.Background(), c, tinyTok(t), st); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
 	}
 }

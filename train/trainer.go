@@ -91,6 +91,13 @@ type TrainConfig struct {
 	// BucketMB is the size of the gradient buckets a data-parallel job
 	// all-reduces while the backward pass runs (DDP's bucket_cap_mb).
 	BucketMB float64 `json:"bucket_mb"`
+	// DataStreams > 1 splits the data into that many independent streams
+	// (LoaderConfig.Streams), so that each rank of a data-parallel job
+	// reads only its streams' shards; the batches then depend on
+	// data_streams, not on the number of ranks, and a checkpoint resumes
+	// on any number of ranks that divides it. 0 or 1: one stream that
+	// every rank reads, keeping its slice (any number of ranks).
+	DataStreams int `json:"data_streams"`
 	// Backend is where the model trains (nil: kernels.CPU); not part of the
 	// config file (kediff train --device).
 	Backend kernels.Backend `json:"-"`
@@ -172,6 +179,8 @@ func (c *TrainConfig) Validate() error {
 		return fmt.Errorf("train: %d timesteps cannot be split into %d experts", c.Timesteps, c.Experts)
 	case c.BucketMB < 0:
 		return fmt.Errorf("train: bucket_mb %g is negative", c.BucketMB)
+	case c.DataStreams < 0 || (c.DataStreams > 1 && c.Batch%c.DataStreams != 0):
+		return fmt.Errorf("train: data_streams %d must be 0 or a divisor of the batch %d (each stream gives batch/data_streams samples of every batch)", c.DataStreams, c.Batch)
 	case c.SampleEvery < 0:
 		return fmt.Errorf("train: sample_every %d is negative (0: no grids)", c.SampleEvery)
 	case c.SampleEvery > 0 && (c.SamplePrompts == "" || c.SampleDecoder == ""):
@@ -196,7 +205,7 @@ type Metrics struct {
 	TMax        int     `json:"t_max"`
 	// CommS is the time this step waited on other ranks (data-parallel):
 	// the gradient all-reduce not hidden behind the backward pass, and the
-	// loss's. Rank 0's.
+	// loss's. Rank 0's. (TMin and TMax cover every rank's samples.)
 	CommS float64 `json:"comm_s,omitempty"`
 }
 
@@ -248,6 +257,8 @@ func NewTrainer(ctx context.Context, cfg TrainConfig, data, out, base string, re
 	}
 	if w := t.comm.Size(); cfg.Batch%w != 0 {
 		return nil, fmt.Errorf("train: the global batch of %d samples does not split evenly into %d ranks: make batch a multiple of the world size (grad_accum multiplies the batch per step)", cfg.Batch, w)
+	} else if cfg.DataStreams > 1 && cfg.DataStreams%w != 0 {
+		return nil, fmt.Errorf("train: data_streams %d do not split evenly into %d ranks: run on a number of ranks that divides data_streams", cfg.DataStreams, w)
 	}
 	var err error
 	if t.Diff, err = cfg.ScheduleConfig.New(); err != nil {
@@ -393,7 +404,9 @@ func (t *Trainer) Run(ctx context.Context) error {
 	}
 	B := c.Batch / world // this rank's samples of each global batch
 	first := rank * B    // the index of its first one
+	S := max(c.DataStreams, 1)
 	loader, err := NewLoader(ctx, LoaderConfig{Data: t.Data, Batch: c.Batch, SliceLo: first, SliceHi: first + B,
+		Streams: c.DataStreams, StreamLo: rank * S / world, StreamHi: (rank + 1) * S / world,
 		LatentSize: mc.ImageSize, LatentChans: mc.InChannels, TextCtx: mc.TextCtx, Seed: c.Seed,
 		ShuffleBuffer: c.ShuffleBuffer, Prefetch: c.Prefetch, CFGDrop: c.CFGDrop, WA: c.WA, WL: c.WL}, t.Tok, t.State.Loader)
 	if err != nil {
@@ -483,12 +496,22 @@ func (t *Trainer) Run(ctx context.Context) error {
 					return fmt.Errorf("train: step %d: gradient all-reduce: %w", step, err)
 				}
 			}
-			// The mean loss over the ranks; a NaN on any rank reaches all.
-			l := []float32{float32(lossSum)}
-			if err := hostComm(t.comm).AllReduceMean(l); err != nil {
+			// The mean loss over the ranks (a NaN on any rank reaches all),
+			// and every rank's timestep range in its own slots.
+			l := make([]float32, 1+2*world)
+			l[0], l[1+2*rank], l[2+2*rank] = float32(lossSum), float32(tmin), float32(tmax)
+			if err := hostComm(t.comm).AllReduceSum(l); err != nil {
 				return fmt.Errorf("train: step %d: loss all-reduce: %w", step, err)
 			}
-			lossSum = float64(l[0])
+			lossSum = float64(l[0]) / float64(world)
+			for r := range world {
+				tmin, tmax = min(tmin, int(l[1+2*r])), max(tmax, int(l[2+2*r]))
+			}
+			if len(pos.Streams) > 0 {
+				if err := mergeStreams(hostComm(t.comm), pos.Streams); err != nil {
+					return fmt.Errorf("train: step %d: data positions: %w", step, err)
+				}
+			}
 			commWait += time.Since(w)
 		}
 		if math.IsNaN(lossSum) || math.IsInf(lossSum, 0) {

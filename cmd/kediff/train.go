@@ -24,7 +24,10 @@ func init() {
 func runTrain(ctx context.Context, args []string) error {
 	if len(args) == 0 || (args[0] != "base" && args[0] != "expert") {
 		return errors.New("usage: kediff train base --data URL --config train.json --out DIR [--resume]\n" +
-			"       kediff train expert N --experts n --base DIR --data URL --config train.json --out DIR [--resume]")
+			"       kediff train expert N --experts n --base DIR --data URL --config train.json --out DIR [--resume]\n" +
+			"many processes, one model (the config's batch is the global batch):\n" +
+			"       mpirun -np 4 kediff train base ...   |   srun -n 4 kediff train base ...\n" +
+			"       RANK=r WORLD_SIZE=4 LOCAL_RANK=r MASTER_ADDR=host MASTER_PORT=29500 kediff train base ...   (torchrun's variables)")
 	}
 	mode := args[0]
 	args = args[1:]
