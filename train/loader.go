@@ -20,6 +20,7 @@ import (
 	"github.com/kediff/kediff/pos"
 	"github.com/kediff/kediff/shards"
 	"github.com/kediff/kediff/tokenizer"
+	"github.com/kediff/kediff/vae"
 )
 
 // shardRow is the subset of shards.Row the trainer reads.
@@ -568,7 +569,7 @@ func (l *Loader) addSample(b *TrainBatch, s streamRow, drop bool) error {
 			return fmt.Errorf("train: %s: latent has %d bytes, want %d float16 values", where, len(r.Latent), n)
 		}
 		for i := range n {
-			b.Latents = append(b.Latents, f16to32(binary.LittleEndian.Uint16(r.Latent[2*i:])))
+			b.Latents = append(b.Latents, vae.Float32From16(binary.LittleEndian.Uint16(r.Latent[2*i:])))
 		}
 	case "float32", "f32":
 		if len(r.Latent) != 4*n {
@@ -624,63 +625,6 @@ func (l *Loader) addSample(b *TrainBatch, s streamRow, drop bool) error {
 	b.Keys = append(b.Keys, r.Key)
 	b.Dropped = append(b.Dropped, drop)
 	return nil
-}
-
-// f16to32 converts IEEE half precision bits to float32.
-func f16to32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	frac := uint32(h) & 0x3ff
-	switch {
-	case exp == 0 && frac == 0:
-		return math.Float32frombits(sign)
-	case exp == 0: // subnormal
-		return sign1(sign) * float32(frac) * float32(math.Ldexp(1, -24))
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0x7f800000 | frac<<13)
-	}
-	return math.Float32frombits(sign | (exp+112)<<23 | frac<<13)
-}
-
-func sign1(sign uint32) float32 {
-	if sign != 0 {
-		return -1
-	}
-	return 1
-}
-
-// F32toF16 converts a float32 to IEEE half precision bits (round to nearest even).
-func F32toF16(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int(b>>23&0xff) - 127 + 15
-	frac := b & 0x7fffff
-	if b&0x7fffffff > 0x7f800000 {
-		return sign | 0x7e00
-	}
-	if exp >= 0x1f {
-		return sign | 0x7c00
-	}
-	if exp <= 0 {
-		if exp < -10 {
-			return sign
-		}
-		frac |= 0x800000
-		shift := uint(14 - exp)
-		half := uint32(1) << (shift - 1)
-		r := frac >> shift
-		rem := frac & (1<<shift - 1)
-		if rem > half || (rem == half && r&1 == 1) {
-			r++
-		}
-		return sign | uint16(r)
-	}
-	r := uint32(exp)<<10 | frac>>13
-	rem := frac & 0x1fff
-	if rem > 0x1000 || (rem == 0x1000 && r&1 == 1) {
-		r++
-	}
-	return sign | uint16(r)
 }
 
 // textRow is the text subset of a shard row (vocabulary building).

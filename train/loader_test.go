@@ -2,19 +2,15 @@ package train
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/kediff/kediff/shards"
+	"github.com/kediff/kediff/internal/trainshards"
 	"github.com/kediff/kediff/tokenizer"
 )
 
@@ -28,61 +24,12 @@ type shardOpts struct {
 // float16 latents under a temp dir and returns its file:// URL.
 func writeTestShards(t testing.TB, o shardOpts) string {
 	t.Helper()
-	dir := t.TempDir()
-	ctx := context.Background()
-	b, err := shards.OpenDir(ctx, dir, true)
+	url, err := trainshards.Write(context.Background(), t.TempDir(), trainshards.Options{
+		Shards: o.shards, Rows: o.rows, Size: o.size, NoLatent: o.noLatent, NaNRow: o.nanRow})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	rng := rand.New(rand.NewPCG(7, 7))
-	md := shards.Metadata{Version: "test", Config: []byte(`{}`)}
-	S := o.size
-	g := 0
-	for s := range o.shards {
-		id := fmt.Sprintf("%05d", s)
-		w, err := shards.NewShardWriter(ctx, b, id, md, shards.WriterOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for r := range o.rows {
-			key := fmt.Sprintf("s%d-r%d", s, r)
-			row := shards.Row{Key: key, Caption: "a red apple", Prompt: "a red apple " + key,
-				Words: []string{"a ", "red ", "apple"}, POS: []string{"numeral", "adjective", "noun"},
-				POSRaw: []string{"m", "a", "n"}, Keyword: []bool{true, true, true}, TextKnowledge: r%2 == 0}
-			if row.TextKnowledge {
-				row.SpecialText = "[m]a [a]red [n]apple"
-			}
-			if r%3 == 0 {
-				row.VisualKnowledge = true
-				row.LossMask = make([]byte, S*S)
-				row.LossMask[0] = 1
-				row.LossMaskShape = []int32{int32(S), int32(S)}
-			}
-			if !o.noLatent {
-				lat := make([]byte, 2*4*S*S)
-				for i := 0; i < 4*S*S; i++ {
-					v := float32(rng.NormFloat64())
-					if g == o.nanRow {
-						v = float32(math.NaN())
-					}
-					binary.LittleEndian.PutUint16(lat[2*i:], F32toF16(v))
-				}
-				row.Latent, row.LatentShape, row.LatentDType = lat, []int32{4, int32(S), int32(S)}, "float16"
-			}
-			if err := w.Write(&row); err != nil {
-				t.Fatal(err)
-			}
-			g++
-		}
-		if err := w.Close(shards.Stats{Read: int64(o.rows), Started: time.Unix(0, 0), Finished: time.Unix(1, 0)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := shards.WriteManifest(ctx, b, md); err != nil {
-		t.Fatal(err)
-	}
-	return "file://" + dir
+	return url
 }
 
 func tinyTok(t testing.TB) *tokenizer.Tokenizer {
@@ -277,18 +224,6 @@ func TestLoaderErrors(t *testing.T) {
 	l.Close()
 	if err == nil || !strings.Contains(err.Error(), "latent shape") {
 		t.Fatalf("latent size: %v", err)
-	}
-}
-
-func TestF16(t *testing.T) {
-	for _, v := range []float32{0, 1, -2.5, 0.1, 65504, 1e-6, -3e-5} {
-		got := f16to32(F32toF16(v))
-		if math.Abs(float64(got-v)) > math.Abs(float64(v))*1e-3+6e-8 {
-			t.Errorf("%v -> %v", v, got)
-		}
-	}
-	if !math.IsNaN(float64(f16to32(F32toF16(float32(math.NaN()))))) {
-		t.Error("NaN")
 	}
 }
 

@@ -4,16 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/kediff/kediff/shards"
+	"github.com/kediff/kediff/internal/trainshards"
 	"github.com/kediff/kediff/train"
 )
 
@@ -209,61 +207,13 @@ func writeTrainConfig(path string, cfg train.TrainConfig, steps int) error {
 
 // writeShards writes n shards of rows rows with random float16 latents of
 // chans x size x size (and prompts, keyword flags, loss masks as the
-// preprocessing writes them) into dir, with the manifest, and returns its
-// file:// URL.
+// preprocessing writes them) into a fresh dir, with the manifest, and
+// returns its file:// URL.
 func writeShards(ctx context.Context, dir string, n, rows, chans, size int) (string, error) {
 	if err := os.RemoveAll(dir); err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	b, err := shards.OpenDir(ctx, dir, true)
-	if err != nil {
-		return "", err
-	}
-	defer b.Close()
-	rng := rand.New(rand.NewPCG(7, 7))
-	md := shards.Metadata{Version: "bench-dist", Config: []byte(`{}`)}
-	S := size
-	for s := range n {
-		w, err := shards.NewShardWriter(ctx, b, fmt.Sprintf("%05d", s), md, shards.WriterOptions{})
-		if err != nil {
-			return "", err
-		}
-		for r := range rows {
-			key := fmt.Sprintf("s%d-r%d", s, r)
-			row := shards.Row{Key: key, Caption: "a red apple", Prompt: "a red apple " + key,
-				Words: []string{"a ", "red ", "apple"}, POS: []string{"numeral", "adjective", "noun"},
-				POSRaw: []string{"m", "a", "n"}, Keyword: []bool{true, true, true}, TextKnowledge: r%2 == 0}
-			if row.TextKnowledge {
-				row.SpecialText = "[m]a [a]red [n]apple"
-			}
-			if r%3 == 0 {
-				row.VisualKnowledge = true
-				row.LossMask = make([]byte, S*S)
-				for i := range S * S / 4 {
-					row.LossMask[i] = 1
-				}
-				row.LossMaskShape = []int32{int32(S), int32(S)}
-			}
-			lat := make([]byte, 2*chans*S*S)
-			for i := range chans * S * S {
-				binary.LittleEndian.PutUint16(lat[2*i:], train.F32toF16(float32(rng.NormFloat64())))
-			}
-			row.Latent, row.LatentShape, row.LatentDType = lat, []int32{int32(chans), int32(S), int32(S)}, "float16"
-			if err := w.Write(&row); err != nil {
-				return "", err
-			}
-		}
-		if err := w.Close(shards.Stats{Read: int64(rows), Started: time.Unix(0, 0), Finished: time.Unix(1, 0)}); err != nil {
-			return "", err
-		}
-	}
-	if _, err := shards.WriteManifest(ctx, b, md); err != nil {
-		return "", err
-	}
-	return "file://" + dir, nil
+	return trainshards.Write(ctx, dir, trainshards.Options{Shards: n, Rows: rows, Chans: chans, Size: size, NaNRow: -1})
 }
 
 // secs lists step times.
