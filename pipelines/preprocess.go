@@ -33,6 +33,8 @@ type PreprocessOptions struct {
 	// Progress receives the progress bar; nil runs quietly.
 	Progress io.Writer
 	Logger   *slog.Logger
+	// Observer, if set, watches the run (live metrics).
+	Observer Observer
 }
 
 // Summary is what one Preprocess run did.
@@ -138,6 +140,9 @@ func Preprocess(ctx context.Context, opt PreprocessOptions) (Summary, error) {
 		"inputs", len(inputs), "worker", opt.Split.Index, "workers", opt.Split.Count,
 		"owned", len(mine), "complete", sum.Skipped, "todo", len(todo),
 		"image_backend", imaging.Backend(), "config_hash", cfg.Hash())
+	if opt.Observer != nil {
+		opt.Observer.Plan(len(mine), sum.Skipped, len(todo))
+	}
 
 	md := shards.Metadata{Version: Version, Config: cfg.JSON()}
 	if len(todo) > 0 {
@@ -219,6 +224,9 @@ func run(ctx context.Context, opt PreprocessOptions, cfg Config, imgOpt imaging.
 				if err != nil {
 					return fmt.Errorf("read %s: %w", in.URL, err)
 				}
+				if opt.Observer != nil {
+					opt.Observer.InputDone(ctx, in)
+				}
 				return send(&item{sample: shards.Sample{Shard: in.ID}, end: true, count: n, start: start})
 			})
 		}
@@ -268,7 +276,7 @@ func run(ctx context.Context, opt PreprocessOptions, cfg Config, imgOpt imaging.
 			Caption:        s.Caption,
 			Prompt:         strings.TrimSpace(s.Caption),
 			PromptSource:   "caption",
-			Image:          shards.Image{Bytes: encoded, Path: s.Key + "." + res.Ext},
+			Image:          &shards.Image{Bytes: encoded, Path: s.Key + "." + res.Ext},
 			Width:          int32(res.Width),
 			Height:         int32(res.Height),
 			OriginalWidth:  int32(res.OriginalWidth),
@@ -313,8 +321,12 @@ func run(ctx context.Context, opt PreprocessOptions, cfg Config, imgOpt imaging.
 
 	w := newShardSink(out, md, shards.WriterOptions{RowGroupRows: cfg.Output.RowGroupRows}, cfg.Hash(), todo, bufs)
 	w.estimate = p.SetTotal
+	w.obs = opt.Observer
 	stages.Sink(p, "write", latents, 1, w.put)
 
+	if opt.Observer != nil {
+		opt.Observer.Start(p)
+	}
 	err := p.Wait()
 	sum.Stages = p.Stats()
 	sum.Processed += w.closed

@@ -28,6 +28,8 @@ type shardSink struct {
 	// extrapolated from the shards finished so far (input shards carry no
 	// sample counts), for the progress bar's ETA.
 	estimate func(int64)
+	// obs, when set, is told of every row, reject and finished shard.
+	obs Observer
 
 	closed                  int
 	read, written, rejected int64
@@ -88,7 +90,7 @@ func (k *shardSink) put(ctx context.Context, it *item) error {
 		sh.next++
 	}
 	if sh.end != nil && sh.next == sh.end.count {
-		return k.finish(id, sh)
+		return k.finish(ctx, id, sh)
 	}
 	if sh.end != nil && sh.next > sh.end.count {
 		return fmt.Errorf("write: shard %s: %d samples written but the reader reported %d", id, sh.next, sh.end.count)
@@ -99,19 +101,29 @@ func (k *shardSink) put(ctx context.Context, it *item) error {
 func (k *shardSink) write(sh *openShard, it *item) error {
 	if it.reject != nil {
 		k.rejected++
-		return sh.w.WriteReject(it.reject)
+		if err := sh.w.WriteReject(it.reject); err != nil {
+			return err
+		}
+		if k.obs != nil {
+			k.obs.Rejected(it.reject.Stage, it.reject.Reason)
+		}
+		return nil
 	}
 	k.written++
 	if err := sh.w.Write(it.row); err != nil {
 		return err
 	}
+	img := it.row.Image // every row the pipeline makes has one
+	if k.obs != nil {
+		k.obs.Written(len(img.Bytes))
+	}
 	// The writer has copied the encoded image into its column buffer.
-	k.bufs.Put(it.row.Image.Bytes)
-	it.row.Image.Bytes = nil
+	k.bufs.Put(img.Bytes)
+	img.Bytes = nil
 	return nil
 }
 
-func (k *shardSink) finish(id string, sh *openShard) error {
+func (k *shardSink) finish(ctx context.Context, id string, sh *openShard) error {
 	end := sh.end
 	started := end.start
 	if started.IsZero() {
@@ -134,6 +146,13 @@ func (k *shardSink) finish(id string, sh *openShard) error {
 	delete(k.shards, id)
 	k.closed++
 	k.read += int64(end.count)
+	if k.obs != nil {
+		// Close fills in the counts and file sizes; the file has them all.
+		if full, err := shards.ReadStats(ctx, k.out, id); err == nil {
+			st = full
+		}
+		k.obs.ShardDone(st)
+	}
 	if k.estimate != nil {
 		k.estimate(k.read * int64(len(k.inputs)) / int64(k.closed))
 	}

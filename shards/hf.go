@@ -80,12 +80,12 @@ func hfStruct(buf *bytes.Buffer, t reflect.Type) error {
 }
 
 func hfFeature(buf *bytes.Buffer, t reflect.Type) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
 	if t == imageType {
 		buf.WriteString(`{"_type":"Image"}`)
 		return nil
-	}
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
 	}
 	if dtype := hfDtype(t); dtype != "" {
 		fmt.Fprintf(buf, `{"dtype":%q,"_type":"Value"}`, dtype)

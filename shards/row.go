@@ -15,13 +15,15 @@ import (
 // Plain fields are REQUIRED columns, so an empty string stays "" and never turns
 // into null. Fields tagged "optional" are written as null when zero: use that
 // for columns that a sample may lack (Meta) and for the image struct, which
-// must be nullable for Hugging Face datasets to recognise it as an Image.
+// must be nullable for Hugging Face datasets to recognise it as an Image (a
+// pointer, so that a row without one is a null every reader agrees on, not
+// a struct of two nulls that datasets refuses to decode).
 type Row struct {
 	Key          string `parquet:"key"`
 	Caption      string `parquet:"caption"`       // the input's caption, unchanged
 	Prompt       string `parquet:"prompt"`        // the final training text
 	PromptSource string `parquet:"prompt_source"` // "caption" for now; "generated" later
-	Image        Image  `parquet:"image,optional"`
+	Image        *Image `parquet:"image,optional"`
 
 	Width          int32 `parquet:"width"` // of the stored image
 	Height         int32 `parquet:"height"`

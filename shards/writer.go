@@ -159,8 +159,12 @@ func (w *ShardWriter) Write(r *Row) error {
 	if r.Key == "" {
 		return fmt.Errorf("shards: shard %s: row from %s has no key", w.id, r.Source)
 	}
+	var img Image // a row without an image writes a null image
+	if r.Image != nil {
+		img = *r.Image
+	}
 	if err := checkUTF8("row", r.Key, "key", r.Key, "caption", r.Caption, "prompt", r.Prompt,
-		"prompt_source", r.PromptSource, "image.path", r.Image.Path, "sha256", r.SHA256,
+		"prompt_source", r.PromptSource, "image.path", img.Path, "sha256", r.SHA256,
 		"source", r.Source, "meta", r.Meta); err != nil {
 		return err
 	}
@@ -171,9 +175,9 @@ func (w *ShardWriter) Write(r *Row) error {
 		return fmt.Errorf("shards: shard %s: write row %q: %w", w.id, r.Key, err)
 	}
 	w.written++
-	w.imageBytes += int64(len(r.Image.Bytes))
+	w.imageBytes += int64(len(img.Bytes))
 	w.pendingRows++
-	w.pendingBytes += int64(len(r.Image.Bytes)) + int64(len(r.Caption)+len(r.Prompt)+len(r.Meta))
+	w.pendingBytes += int64(len(img.Bytes)) + int64(len(r.Caption)+len(r.Prompt)+len(r.Meta))
 	if w.pendingRows >= w.opt.RowGroupRows || w.pendingBytes >= w.opt.RowGroupBytes {
 		if err := w.rows.Flush(); err != nil {
 			return fmt.Errorf("shards: shard %s: flush row group: %w", w.id, err)

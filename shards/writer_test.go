@@ -52,7 +52,7 @@ func testRows(t testing.TB, n int) []Row {
 			Caption:        fmt.Sprintf("a photo number %d, naïve café", i),
 			Prompt:         fmt.Sprintf("photo %d", i),
 			PromptSource:   "caption",
-			Image:          Image{Bytes: img, Path: key + ".jpg"},
+			Image:          &Image{Bytes: img, Path: key + ".jpg"},
 			Width:          int32(16 + i),
 			Height:         int32(8 + i),
 			OriginalWidth:  int32(32 + i),

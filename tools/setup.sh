@@ -39,12 +39,15 @@ pyvenv() {
 #   python3-venv            the tools venv below
 #   python3-scipy           pytorch-fid's sqrtm (eval/fid's reference)
 #   python3-torchvision     pytorch-fid's InceptionV3 module (imported by its fid_score)
+#   openmpi-bin             mpirun and libmpi.so.40 for dist's MPI communicator and the mpirun tests
+#   chromium                renders kediff inspect's report headless in inspect's test
+# (tools/cluster/slurm-up.sh installs slurm-wlm and munge for task test-cluster)
 apt_pkgs=(libturbojpeg0 libopenblas0 libdnnl2)
 if [ "$what" = cuda ]; then
   apt_pkgs=(python3-venv)
 fi
 if [ "$what" = all ]; then
-  apt_pkgs+=(libjpeg-turbo-progs python3-jieba python3-pil python3-torch python3-venv python3-scipy python3-torchvision openmpi-bin)
+  apt_pkgs+=(libjpeg-turbo-progs python3-jieba python3-pil python3-torch python3-venv python3-scipy python3-torchvision openmpi-bin chromium)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do
@@ -73,6 +76,14 @@ fi
 # PIL).
 if [ "$what" = all ]; then
   pyvenv .cache/venv tools/requirements.txt --system-site-packages
+fi
+
+# The notebook venv: jupyter, pandas, pyarrow, polars, duckdb, datasets and
+# matplotlib pinned in tools/requirements-notebook.txt, for task notebook and
+# the shard reader test; without Debian's site packages (pandas 3 and datasets
+# need numpy 2).
+if [ "$what" = all ]; then
+  pyvenv .cache/nbvenv tools/requirements-notebook.txt
 fi
 
 # npm: DuckDB, the independent Parquet reader that the shard tests query.

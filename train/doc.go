@@ -25,8 +25,12 @@
 //     checkpoint directory holds config.json, model.safetensors,
 //     optimizer.safetensors (exp_avg.NAME, exp_avg_sq.NAME, step),
 //     ema.safetensors, vocab.txt, train_config.json (with the noise schedule),
-//     loss.png, metrics.jsonl and state.json (written last, with the expert
-//     index and count), each file via temp + rename.
+//     loss.png (package plots: the loss raw and smoothed, with axes),
+//     dashboard.html (package dashboard: loss, grad norm, lr, throughput and
+//     the sample grids on one self-contained page), metrics.jsonl and
+//     state.json (written last, with the expert index and count), each file
+//     via temp + rename. Rank 0 keeps the metrics it wrote, so the two
+//     pictures cost a chart's drawing and each new grid's reading.
 //   - Data parallelism (dataparallel.go): with TrainConfig.Comm (package
 //     dist) N ranks train one model. Batch is the global batch; each rank runs
 //     its slice (noise, t and dropout masks keyed by the sample's index in the

@@ -8,10 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
-	"image/color"
-	"image/png"
-	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -20,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kediff/kediff/dashboard"
 	"github.com/kediff/kediff/diffusion"
 	"github.com/kediff/kediff/dist"
 	"github.com/kediff/kediff/internal/atomicfile"
@@ -39,7 +36,8 @@ const (
 	StateFile       = "state.json"            // step, loader position, RNG state (written last)
 	VocabFile       = "vocab.txt"
 	MetricsFile     = "metrics.jsonl"
-	LossPlotFile    = "loss.png"
+	LossPlotFile    = "loss.png"       // the loss against step, raw and smoothed (package plots)
+	DashboardFile   = "dashboard.html" // loss, grad norm, lr, throughput and the sample grids on one page (package dashboard)
 )
 
 // TrainConfig is the trainer's JSON config.
@@ -240,8 +238,11 @@ type Trainer struct {
 	OnGrid func(step int, path string)
 	frozen []kernels.View // not updated (expert: the text encoder)
 	comm   dist.Comm
-	losses []float64
-	grids  *grids
+	// metrics is metrics.jsonl as written so far (rank 0): loss.png and
+	// dashboard.html are drawn from it at every checkpoint.
+	metrics []Metrics
+	thumbs  dashboard.Thumbs // the dashboard's grid thumbnails, each made once
+	grids   *grids
 }
 
 // NewTrainer prepares a run writing its checkpoint to out. base, for an
@@ -591,7 +592,7 @@ func (t *Trainer) loadMetrics() error {
 		return fmt.Errorf("train: %w", err)
 	}
 	var keep bytes.Buffer
-	t.losses = t.losses[:0]
+	t.metrics = t.metrics[:0]
 	sc := bufio.NewScanner(bytes.NewReader(raw))
 	for sc.Scan() {
 		var m Metrics
@@ -600,7 +601,7 @@ func (t *Trainer) loadMetrics() error {
 		}
 		keep.Write(sc.Bytes())
 		keep.WriteByte('\n')
-		t.losses = append(t.losses, m.Loss)
+		t.metrics = append(t.metrics, m)
 	}
 	return os.WriteFile(path, keep.Bytes(), 0o644)
 }
@@ -615,14 +616,16 @@ func (t *Trainer) appendMetrics(m Metrics) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	t.losses = append(t.losses, m.Loss)
+	t.metrics = append(t.metrics, m)
 	return err
 }
 
 // Save writes the checkpoint into Out: config.json, model.safetensors,
 // optimizer.safetensors, ema.safetensors (with EMA), vocab.txt,
-// train_config.json, loss.png and, last, state.json; every file through a
-// temporary file and a rename.
+// train_config.json, loss.png, dashboard.html and, last, state.json; every
+// file through a temporary file and a rename. The two pictures are drawn
+// from the metrics the trainer holds and the grids in OUT/samples (each read
+// once per process), so they cost little at each checkpoint.
 func (t *Trainer) Save() error {
 	dir := t.Out
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -681,10 +684,18 @@ func (t *Trainer) Save() error {
 	if err := atomicfile.WriteBytes(filepath.Join(dir, TrainConfigFile), append(tc, '\n')); err != nil {
 		return err
 	}
-	if len(t.losses) > 0 {
-		if err := atomicfile.Write(filepath.Join(dir, LossPlotFile), func(w io.Writer) error { return png.Encode(w, PlotLoss(t.losses, 640, 360)) }); err != nil {
+	if len(t.metrics) > 0 {
+		loss, err := PlotLoss(t.metrics, 640, 360)
+		if err != nil {
 			return err
 		}
+		if err := atomicfile.WriteBytes(filepath.Join(dir, LossPlotFile), loss); err != nil {
+			return err
+		}
+	}
+	run := t.dashboardRun()
+	if err := dashboard.WriteFile(filepath.Join(dir, DashboardFile), []dashboard.Run{run}, dashboard.Options{Thumbs: &t.thumbs}); err != nil {
+		return fmt.Errorf("train: %s: %w", DashboardFile, err)
 	}
 	st, _ := json.MarshalIndent(t.State, "", "  ")
 	return atomicfile.WriteBytes(filepath.Join(dir, StateFile), append(st, '\n'))
@@ -761,63 +772,23 @@ func (t *Trainer) loadCheckpoint(dir string) error {
 	return nil
 }
 
-// PlotLoss draws losses as a line plot (white background, grey axes, blue
-// line; y from the minimum to the maximum finite loss).
-func PlotLoss(losses []float64, w, h int) image.Image {
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	for i := range img.Pix {
-		img.Pix[i] = 255
-	}
-	const m = 30
-	axis := color.RGBA{120, 120, 120, 255}
-	for x := m; x < w-m; x++ {
-		img.Set(x, h-m, axis)
-	}
-	for y := m; y <= h-m; y++ {
-		img.Set(m, y, axis)
-	}
-	lo, hi := math.Inf(1), math.Inf(-1)
-	for _, l := range losses {
-		if !math.IsNaN(l) && !math.IsInf(l, 0) {
-			lo, hi = math.Min(lo, l), math.Max(hi, l)
-		}
-	}
-	if len(losses) == 0 || math.IsInf(lo, 0) {
-		return img
-	}
-	if hi == lo {
-		hi = lo + 1
-	}
-	px := func(i int) int {
-		if len(losses) == 1 {
-			return m
-		}
-		return m + i*(w-2*m-1)/(len(losses)-1)
-	}
-	py := func(l float64) int { return h - m - int((l-lo)/(hi-lo)*float64(h-2*m)) }
-	line := color.RGBA{31, 119, 180, 255}
-	prevX, prevY := -1, 0
-	for i, l := range losses {
-		if math.IsNaN(l) || math.IsInf(l, 0) {
-			continue
-		}
-		x, y := px(i), py(l)
-		if prevX >= 0 {
-			steps := max(abs(x-prevX), abs(y-prevY), 1)
-			for s := 0; s <= steps; s++ {
-				img.Set(prevX+(x-prevX)*s/steps, prevY+(y-prevY)*s/steps, line)
-			}
-		} else {
-			img.Set(x, y, line)
-		}
-		prevX, prevY = x, y
-	}
-	return img
+// dashboardRun is this run as package dashboard shows it.
+func (t *Trainer) dashboardRun() dashboard.Run {
+	return dashboard.Run{Name: dashboard.RunName(t.Out), Dir: t.Out, Note: dashboard.Note(t.Cfg.Expert, t.Cfg.Experts), Steps: dashboardSteps(t.metrics)}
 }
 
-func abs(x int) int {
-	if x < 0 {
-		return -x
+func dashboardSteps(ms []Metrics) []dashboard.Step {
+	out := make([]dashboard.Step, len(ms))
+	for i, m := range ms {
+		out[i] = dashboard.Step{Step: m.Step, Loss: m.Loss, GradNorm: m.GradNorm, LR: m.LR, SamplesPerS: m.SamplesPerS, CommS: m.CommS}
 	}
-	return x
+	return out
+}
+
+// PlotLoss draws the loss of metrics against the step as a w×h PNG
+// (loss.png): a titled chart with labelled axes, the raw loss faint and
+// its smoothed curve (dashboard.DefaultSmooth) over it.
+func PlotLoss(metrics []Metrics, w, h int) ([]byte, error) {
+	c := dashboard.LossChart([]dashboard.Run{{Steps: dashboardSteps(metrics)}}, dashboard.DefaultSmooth)
+	return c.PNG(w, h)
 }

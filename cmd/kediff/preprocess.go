@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 
+	"github.com/kediff/kediff/metrics"
 	"github.com/kediff/kediff/pipelines"
 )
 
@@ -28,6 +30,7 @@ func runPreprocess(ctx context.Context, args []string) error {
 	quiet := fs.Bool("quiet", false, "no progress bar, for batch jobs (logs still go to stderr)")
 	logFormat := fs.String("log-format", "text", "log format on stderr: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	mflags := metrics.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -64,7 +67,19 @@ func runPreprocess(ctx context.Context, args []string) error {
 	if !*quiet {
 		opt.Progress = os.Stderr
 	}
+	var labels map[string]string // the workers of a split push separate groups
+	if split.Count > 1 {
+		labels = map[string]string{"worker": strconv.Itoa(split.Index)}
+	}
+	mjob, err := mflags.Start("kediff_preprocess", labels, log)
+	if err != nil {
+		return err
+	}
+	if mjob != nil {
+		opt.Observer = metrics.NewPreprocess(mjob.Registerer, log)
+	}
 	sum, err := pipelines.Preprocess(ctx, opt)
+	mjob.End(err)
 	if err != nil {
 		return err
 	}

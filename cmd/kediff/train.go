@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/kediff/kediff/diffusion"
 	"github.com/kediff/kediff/dist"
 	"github.com/kediff/kediff/kernels/cuda"
+	"github.com/kediff/kediff/metrics"
 	"github.com/kediff/kediff/stages"
 	"github.com/kediff/kediff/train"
 )
@@ -46,7 +48,7 @@ func runTrain(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("train "+mode, flag.ContinueOnError)
 	data := fs.String("data", "", "training shards: a folder URL with manifest.json (kediff preprocess output), a .parquet URL or a comma-separated list")
 	config := fs.String("config", "", "train config JSON (e.g. train/configs/tiny.json)")
-	out := fs.String("out", "", "checkpoint directory (model.safetensors, config.json, optimizer.safetensors, state.json, metrics.jsonl, loss.png)")
+	out := fs.String("out", "", "checkpoint directory (model.safetensors, config.json, optimizer.safetensors, state.json, metrics.jsonl, loss.png, dashboard.html)")
 	resume := fs.Bool("resume", false, "continue the checkpoint in --out")
 	steps := fs.Int("steps", 0, "override the config's steps")
 	distKind := fs.String("dist", "auto", "how the ranks of a multi-process job (mpirun, srun, torchrun) talk: auto, mpi, tcp (MASTER_ADDR:MASTER_PORT), nccl or none; auto: NCCL on GPUs, MPI under mpirun, else TCP")
@@ -54,6 +56,7 @@ func runTrain(ctx context.Context, args []string) error {
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	dev := addDeviceFlags(fs)
 	sampleEvery := fs.Int("sample-every", -1, "draw a sample grid of the config's sample_prompts every N steps into OUT/samples (0: never; default: the config's sample_every)")
+	mflags := metrics.AddFlags(fs)
 	var experts *int
 	var base *string
 	if mode == "expert" {
@@ -147,6 +150,27 @@ func runTrain(ctx context.Context, args []string) error {
 			}
 		}
 	}
+	var mjob *metrics.Job // rank 0 reports for the job
+	if comm.Rank() == 0 {
+		labels := map[string]string{"run": filepath.Base(filepath.Clean(*out)), "expert": "base"}
+		if expert >= 0 {
+			labels["expert"] = strconv.Itoa(expert)
+		}
+		if mjob, err = mflags.Start("kediff_train", labels, nil); err != nil {
+			return err
+		}
+	} else if mflags.Addr != "" || mflags.Push != "" {
+		fmt.Fprintf(os.Stderr, "kediff train: rank %d: metrics come from rank 0 only; not serving or pushing here\n", comm.Rank())
+	}
+	if mjob != nil {
+		m, progress := metrics.NewTrain(mjob.Registerer, t.Cfg.Batch*max(1, t.Cfg.GradAccum)), t.OnStep
+		t.OnStep = func(s train.Metrics) {
+			m.Observe(s)
+			if progress != nil {
+				progress(s)
+			}
+		}
+	}
 	what := "base model"
 	if expert >= 0 {
 		lo, hi := diffusion.Block(expert, cfg.Experts, cfg.Timesteps)
@@ -160,7 +184,9 @@ func runTrain(ctx context.Context, args []string) error {
 				comm.Size(), info.Launcher, commName(comm), cfg.Batch, cfg.Batch/comm.Size())
 		}
 	}
-	if err := t.Run(ctx); err != nil {
+	err = t.Run(ctx)
+	mjob.End(err)
+	if err != nil {
 		if !*quiet {
 			fmt.Fprintln(os.Stderr)
 		}

@@ -78,7 +78,7 @@ func writeShards(t *testing.T, dir string, ids []string, rows int, manifest bool
 		for i := range rows {
 			key := fmt.Sprintf("%s-%d", id, i)
 			err := w.Write(&shards.Row{Key: key, Caption: "caption " + key, Prompt: "prompt " + key, PromptSource: "caption",
-				Image: shards.Image{Bytes: pngBytes(t, 16, 12, color.RGBA{0, uint8(30 * i), 0, 255}), Path: key + ".png"}})
+				Image: &shards.Image{Bytes: pngBytes(t, 16, 12, color.RGBA{0, uint8(30 * i), 0, 255}), Path: key + ".png"}})
 			if err != nil {
 				t.Fatal(err)
 			}
