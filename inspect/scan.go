@@ -300,7 +300,7 @@ func (s *source) readShardRejects(ctx context.Context, sh *shard, t *rejectTally
 		}
 		return nil
 	}
-	f, err := parquet.OpenFile(&blobReaderAt{ctx: ctx, b: s.dir, key: name}, attrs.Size,
+	f, err := parquet.OpenFile(shardReader(ctx, s.dir, name), attrs.Size,
 		parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return fmt.Errorf("%s: not a readable Parquet file: %v", name, err)

@@ -216,7 +216,7 @@ func (s *source) openShard(ctx context.Context, name string, schemas map[string]
 	sh.size = attrs.Size
 	f, err := s.open(ctx, sh, false)
 	if err != nil {
-		ra := &blobReaderAt{ctx: ctx, b: s.dir, key: name}
+		ra := shardReader(ctx, s.dir, name)
 		return nil, fmt.Errorf("inspect: %s is not a Parquet file (%v)%s; give a kediff shard folder or one NNNNN.parquet",
 			sh.url, err, startsWith(ra, attrs.Size))
 	}
@@ -239,7 +239,7 @@ func (s *source) openShard(ctx context.Context, name string, schemas map[string]
 // open reads a shard's footer; with pages, also its page index, so that
 // seeking to a row reads only the pages that hold it.
 func (s *source) open(ctx context.Context, sh *shard, pages bool) (*parquet.File, error) {
-	ra := &blobReaderAt{ctx: ctx, b: s.dir, key: sh.name}
+	ra := shardReader(ctx, s.dir, sh.name)
 	return parquet.OpenFile(ra, sh.size, parquet.SkipPageIndex(!pages), parquet.SkipBloomFilters(true),
 		parquet.ReadBufferSize(256<<10))
 }
@@ -273,27 +273,16 @@ func joinURL(dirURL, name string) string {
 // check that unshown images stay on the blob.
 var bytesRead atomic.Int64
 
-// blobReaderAt gives random access to a blob with one range read per call;
-// parquet-go buffers (ReadBufferSize) so that calls are few and large.
-type blobReaderAt struct {
-	ctx context.Context
-	b   *blob.Bucket
-	key string
+// countingReaderAt counts the bytes read through it (bytesRead).
+type countingReaderAt struct{ r io.ReaderAt }
+
+func (c countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.r.ReadAt(p, off)
+	bytesRead.Add(int64(n))
+	return n, err
 }
 
-func (r *blobReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	rr, err := r.b.NewRangeReader(r.ctx, r.key, off, int64(len(p)), nil)
-	if err != nil {
-		return 0, err
-	}
-	defer rr.Close()
-	n, err := io.ReadFull(rr, p)
-	bytesRead.Add(int64(n))
-	if err == io.ErrUnexpectedEOF {
-		err = io.EOF
-	}
-	return n, err
+// shardReader is a counted random-access reader of a shard file.
+func shardReader(ctx context.Context, b *blob.Bucket, key string) io.ReaderAt {
+	return countingReaderAt{shards.NewBlobReaderAt(ctx, b, key)}
 }

@@ -55,7 +55,7 @@ func ParquetSchema(ctx context.Context, url string) (*parquet.Schema, error) {
 	if err != nil {
 		return nil, blobError("input "+url, err)
 	}
-	f, err := parquet.OpenFile(&blobReaderAt{ctx: ctx, b: b, key: key}, attrs.Size,
+	f, err := parquet.OpenFile(NewBlobReaderAt(ctx, b, key), attrs.Size,
 		parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return nil, fmt.Errorf("shards: input %s is not a readable Parquet file: %w", url, err)
@@ -73,7 +73,7 @@ func readParquet(ctx context.Context, in Input, opt ReadOptions, e *emitter) err
 	if err != nil {
 		return blobError("input "+in.URL, err)
 	}
-	f, err := parquet.OpenFile(&blobReaderAt{ctx: ctx, b: b, key: key}, attrs.Size,
+	f, err := parquet.OpenFile(NewBlobReaderAt(ctx, b, key), attrs.Size,
 		parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true), parquet.ReadBufferSize(1<<20))
 	if err != nil {
 		return fmt.Errorf("shards: input %s is not a readable Parquet file: %w", in.URL, err)
@@ -335,8 +335,13 @@ func valueString(v parquet.Value) string {
 	return v.String()
 }
 
-// blobReaderAt gives random access to a blob with one range read per call;
-// parquet-go buffers (ReadBufferSize) so that calls are few and large.
+// NewBlobReaderAt gives random access to the blob key of b with one range
+// read per ReadAt call (parquet-go buffers, ReadBufferSize, so that calls
+// are few and large).
+func NewBlobReaderAt(ctx context.Context, b *blob.Bucket, key string) io.ReaderAt {
+	return &blobReaderAt{ctx: ctx, b: b, key: key}
+}
+
 type blobReaderAt struct {
 	ctx context.Context
 	b   *blob.Bucket
