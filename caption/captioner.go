@@ -124,7 +124,7 @@ func Open(dir string, opt Options) (*Captioner, error) {
 func (c *Captioner) readConfig() error {
 	var cfgs []genConfig
 	for _, name := range []string{GenerationFile, ConfigFile} {
-		data, err := os.ReadFile(filepath.Join(c.dir, name))
+		data, err := readLimited(filepath.Join(c.dir, name), MaxConfigBytes, name)
 		if errors.Is(err, os.ErrNotExist) && name == GenerationFile {
 			continue
 		}

@@ -6,7 +6,6 @@ import (
 	"image"
 	"image/draw"
 	"math"
-	"os"
 	"sync"
 
 	"github.com/kediff/kediff/onnx"
@@ -53,7 +52,7 @@ type preprocessorJSON struct {
 
 // LoadPreprocessor reads a preprocessor_config.json.
 func LoadPreprocessor(path string) (*Preprocessor, error) {
-	data, err := os.ReadFile(path)
+	data, err := readLimited(path, MaxConfigBytes, "preprocessor_config.json")
 	if err != nil {
 		return nil, fmt.Errorf("caption: preprocessor: %w", err)
 	}

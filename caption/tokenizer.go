@@ -3,7 +3,6 @@ package caption
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"unicode"
@@ -99,9 +98,9 @@ type component struct {
 	Stop  int `json:"stop"`
 }
 
-// LoadTokenizer reads a tokenizer.json file.
+// LoadTokenizer reads a tokenizer.json file of at most MaxTokenizerBytes.
 func LoadTokenizer(path string) (*Tokenizer, error) {
-	data, err := os.ReadFile(path)
+	data, err := readLimited(path, MaxTokenizerBytes, "tokenizer.json")
 	if err != nil {
 		return nil, fmt.Errorf("caption: tokenizer: %w", err)
 	}
@@ -137,10 +136,13 @@ func ParseTokenizer(data []byte) (*Tokenizer, error) {
 		}
 	}
 	sort.SliceStable(t.added, func(a, b int) bool { return len(t.added[a].content) > len(t.added[b].content) })
-	maxID := -1
+	// The id -> token table has maxID+1 entries: ids may leave holes, but
+	// not so many that a small file makes a huge table.
+	maxID, idLimit := -1, min(1<<22, 2*len(t.vocab)+1024)
 	for tok, id := range t.vocab {
-		if id < 0 || id > 1<<22 {
-			return nil, fmt.Errorf("caption: tokenizer token %q has id %d, want 0..4194304", tok, id)
+		if id < 0 || id >= idLimit {
+			return nil, fmt.Errorf("caption: tokenizer token %q has id %d, want 0..%d (twice the %d tokens, plus 1024, at most 4194304)",
+				tok, id, idLimit-1, len(t.vocab))
 		}
 		maxID = max(maxID, id)
 	}

@@ -142,7 +142,7 @@ func (m *Preprocess) Start(p *stages.Pipeline) { m.pipe.Store(p) }
 func (m *Preprocess) InputDone(ctx context.Context, in shards.Input) {
 	n, err := inputSize(ctx, in)
 	if err != nil {
-		m.log.Warn("metrics: size of input shard unknown; kediff_preprocess_input_bytes_total leaves it out", "input", in.URL, "err", err)
+		m.log.Warn("metrics: size of input shard unknown; kediff_preprocess_input_bytes_total leaves it out", "input", shards.RedactURL(in.URL), "err", shards.RedactError(err, in.URL))
 		return
 	}
 	m.inputBytes.Add(float64(n))

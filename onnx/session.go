@@ -52,11 +52,15 @@ type Session struct {
 
 // Open loads the ONNX model at path. It initialises onnxruntime first (see
 // Init). Errors name the model and say what to do: a file that is missing,
-// empty or not an ONNX model, a library without the CUDA provider, or a model
-// with a non-tensor input or output.
+// empty or not an ONNX model, a model whose external data lies outside its
+// folder (refused before onnxruntime reads anything), a library without the
+// CUDA provider, or a model with a non-tensor input or output.
 func Open(path string, opt SessionOptions) (*Session, error) {
 	name := filepath.Base(path)
 	if err := sniff(path); err != nil {
+		return nil, err
+	}
+	if err := checkExternalData(path); err != nil {
 		return nil, err
 	}
 	if err := Init(opt.Library); err != nil {

@@ -6,14 +6,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/kediff/kediff/detect"
+	"github.com/kediff/kediff/shards"
 )
 
 // Config is the preprocessing configuration. Every field has a default
@@ -31,6 +32,9 @@ type Config struct {
 	ONNX      ONNXConfig      `yaml:"onnx" json:"onnx"`
 	Output    OutputConfig    `yaml:"output" json:"output"`
 	Workers   WorkersConfig   `yaml:"workers" json:"workers"`
+	// Store changes how faults of the object store are survived, not the
+	// rows: it is left out of the recorded config and its hash.
+	Store StoreConfig `yaml:"store" json:"-"`
 
 	// base is the folder of the config file that relative model and label
 	// paths are resolved against ("" = the working folder). It is not part
@@ -172,6 +176,24 @@ type WorkersConfig struct {
 	Queue   int `yaml:"queue" json:"queue"` // capacity of each edge
 }
 
+// StoreConfig sets how requests to remote object stores (s3://, gs://,
+// azblob://) are retried and timed out: shards.RetryOptions, whose
+// documentation says what each field does. Durations are written "250ms",
+// "30s", ...
+type StoreConfig struct {
+	Attempts       int           `yaml:"attempts"`
+	BaseDelay      time.Duration `yaml:"base_delay"`
+	MaxDelay       time.Duration `yaml:"max_delay"`
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	StallTimeout   time.Duration `yaml:"stall_timeout"`
+}
+
+// Options is the shards package's form of the store section.
+func (c StoreConfig) Options() shards.RetryOptions {
+	return shards.RetryOptions{Attempts: c.Attempts, BaseDelay: c.BaseDelay, MaxDelay: c.MaxDelay,
+		RequestTimeout: c.RequestTimeout, StallTimeout: c.StallTimeout}
+}
+
 // Default returns the configuration used when no file is given.
 func Default() Config {
 	return Config{
@@ -195,6 +217,13 @@ func Default() Config {
 		VAE:       VAEConfig{Batch: 8, Seed: 4},
 		Output:    OutputConfig{RowGroupRows: 256},
 		Workers:   WorkersConfig{Readers: 2, POS: 1, Queue: 64},
+		Store: StoreConfig{
+			Attempts:       shards.DefaultRetryAttempts,
+			BaseDelay:      shards.DefaultRetryBaseDelay,
+			MaxDelay:       shards.DefaultRetryMaxDelay,
+			RequestTimeout: shards.DefaultRequestTimeout,
+			StallTimeout:   shards.DefaultStallTimeout,
+		},
 	}
 }
 
@@ -207,7 +236,7 @@ func LoadConfig(path string) (Config, error) {
 	if path == "" {
 		return cfg, cfg.validate()
 	}
-	data, err := os.ReadFile(path)
+	data, err := readConfigFile(path)
 	if err != nil {
 		return cfg, fmt.Errorf("config: %w", err)
 	}
@@ -239,6 +268,9 @@ func (c *Config) validate() error {
 	}
 	if c.Workers.Readers < 0 || c.Workers.Image < 0 || c.Workers.POS < 0 || c.Workers.Queue < 0 {
 		errs = append(errs, "workers.* must not be negative (0 picks a default from the core count)")
+	}
+	if st := c.Store; st.Attempts < 0 || st.BaseDelay < 0 || st.MaxDelay < 0 || st.RequestTimeout < 0 || st.StallTimeout < 0 {
+		errs = append(errs, "store.* must not be negative (0 takes the default)")
 	}
 	errs = append(errs, c.validateModels()...)
 	if len(errs) > 0 {

@@ -46,8 +46,11 @@ type Summary struct {
 	Read      int64
 	Written   int64
 	Rejected  int64
-	Duration  time.Duration
-	Stages    []stages.StageStats
+	// Retries and Resumes count the object-store requests retried and the
+	// reads resumed in this run (inputs, outputs and the manifest).
+	Retries, Resumes int64
+	Duration         time.Duration
+	Stages           []stages.StageStats
 }
 
 // item travels through the preprocessing DAG: one sample, or the marker that
@@ -58,9 +61,10 @@ type item struct {
 	reject *shards.Reject
 	img    image.Image // the stored image decoded, for the model stages; dropped before write
 
-	end   bool      // marker: sample.Shard has ended
-	count int       // marker: samples read from the shard
-	start time.Time // marker: when reading the shard began
+	end     bool                // marker: sample.Shard has ended
+	count   int                 // marker: samples read from the shard
+	start   time.Time           // marker: when reading the shard began
+	retries *shards.RetryCounts // marker: the store faults met reading the shard
 }
 
 // Progress tells the engine how to count the item on the progress bar.
@@ -92,14 +96,30 @@ func (it *item) rejectAs(stage, reason, detail string) {
 // Preprocess runs the preprocessing job: every input shard of this worker
 // without a complete output is read, processed and written as one output
 // shard, and the dataset manifest is rewritten at the end.
-func Preprocess(ctx context.Context, opt PreprocessOptions) (Summary, error) {
+func Preprocess(ctx context.Context, opt PreprocessOptions) (sum Summary, err error) {
+	// Credentials in the input and output URLs or the environment never reach
+	// a log line or the returned error, whatever a storage driver quotes.
+	red := shards.NewRedactor([]string{opt.Input, opt.Output}, shards.EnvSecrets()...)
+	defer func() { err = red.Error(err) }()
 	begin := time.Now()
 	log := opt.Logger
 	if log == nil {
 		log = slog.Default()
 	}
+	log = slog.New(&redactHandler{h: log.Handler(), red: red})
+	opt.Logger = log
 	cfg := opt.Config
-	var sum Summary
+	// Every store request of the run retries as the config says; what was
+	// retried is counted for the run here and for each shard in its stats.
+	faults := &shards.RetryCounts{}
+	ctx = shards.WithRetryCounts(shards.WithRetry(ctx, cfg.Store.Options()), faults)
+	defer func() {
+		retries, resumes, reasons := faults.Snapshot()
+		sum.Retries, sum.Resumes = retries, resumes
+		if retries+resumes > 0 {
+			log.Info("preprocess: object-store faults survived", "retries", retries, "resumes", resumes, "reasons", reasons)
+		}
+	}()
 
 	// Everything that can fail for the whole run fails here, before any work.
 	if err := cfg.validate(); err != nil {
@@ -136,7 +156,7 @@ func Preprocess(ctx context.Context, opt PreprocessOptions) (Summary, error) {
 		}
 		todo = append(todo, in)
 	}
-	log.Info("preprocess: plan", "input", opt.Input, "output", opt.Output,
+	log.Info("preprocess: plan", "input", shards.RedactURL(opt.Input), "output", shards.RedactURL(opt.Output),
 		"inputs", len(inputs), "worker", opt.Split.Index, "workers", opt.Split.Count,
 		"owned", len(mine), "complete", sum.Skipped, "todo", len(todo),
 		"image_backend", imaging.Backend(), "config_hash", cfg.Hash())
@@ -214,7 +234,8 @@ func run(ctx context.Context, opt PreprocessOptions, cfg Config, imgOpt imaging.
 		for _, in := range todo {
 			g.Go(func() error {
 				start := time.Now()
-				n, err := shards.Read(ctx, in, readOpt, func(s shards.Sample) error {
+				faults := &shards.RetryCounts{}
+				n, err := shards.Read(shards.WithRetryCounts(ctx, faults), in, readOpt, func(s shards.Sample) error {
 					it := &item{sample: s}
 					if s.Reject != "" {
 						it.rejectAs("read", string(s.Reject), s.Detail)
@@ -222,12 +243,12 @@ func run(ctx context.Context, opt PreprocessOptions, cfg Config, imgOpt imaging.
 					return send(it)
 				})
 				if err != nil {
-					return fmt.Errorf("read %s: %w", in.URL, err)
+					return fmt.Errorf("read %s: %w", shards.RedactURL(in.URL), err)
 				}
 				if opt.Observer != nil {
 					opt.Observer.InputDone(ctx, in)
 				}
-				return send(&item{sample: shards.Sample{Shard: in.ID}, end: true, count: n, start: start})
+				return send(&item{sample: shards.Sample{Shard: in.ID}, end: true, count: n, start: start, retries: faults})
 			})
 		}
 		return g.Wait()

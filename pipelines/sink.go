@@ -2,10 +2,12 @@ package pipelines
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
 
 	"github.com/kediff/kediff/shards"
 )
@@ -140,7 +142,17 @@ func (k *shardSink) finish(ctx context.Context, id string, sh *openShard) error 
 		Version:    k.md.Version,
 		ConfigHash: k.configHash,
 	}
+	if end.retries != nil {
+		st.Retries, st.Resumes, st.RetryReasons = end.retries.Snapshot()
+	}
 	if err := sh.w.Close(st); err != nil {
+		// A stats write that failed part-way (a full disk) can leave the
+		// part it wrote in place: gocloud's WriteAll closes, and so
+		// commits, its writer after a failed Write. Without the stats
+		// file the shard is incomplete, as the error says.
+		if derr := k.out.Delete(ctx, shards.StatsName(id)); derr != nil && gcerrors.Code(derr) != gcerrors.NotFound {
+			err = errors.Join(err, fmt.Errorf("delete the partial %s: %w", shards.StatsName(id), derr))
+		}
 		return fmt.Errorf("write: shard %s: %w", id, err)
 	}
 	delete(k.shards, id)

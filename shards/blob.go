@@ -26,7 +26,7 @@ func NormalizeURL(raw string) (string, error) {
 	}
 	abs, err := filepath.Abs(raw)
 	if err != nil {
-		return "", fmt.Errorf("shards: %q: %w", raw, err)
+		return "", fmt.Errorf("shards: %q: %w", RedactURL(raw), err)
 	}
 	return "file://" + filepath.ToSlash(abs), nil
 }
@@ -44,7 +44,7 @@ func SplitURL(raw string) (bucketURL, key string, err error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", "", fmt.Errorf("shards: bad URL %q: %w", raw, err)
+		return "", "", RedactError(fmt.Errorf("shards: bad URL %q: %w", RedactURL(raw), err), raw)
 	}
 	key = strings.Trim(u.Path, "/")
 	u.Path = ""
@@ -88,6 +88,11 @@ func OpenDir(ctx context.Context, raw string, create bool) (*blob.Bucket, error)
 
 // OpenBucket opens the bucket that a bucket URL (no key path) names.
 //
+// Remote buckets (s3://, gs://, azblob://) retry transient faults, resume
+// reads cut mid-stream and time out stalled requests, as RetryOptions
+// describes; the context of each call chooses the options (WithRetry) and
+// where the retries are counted (WithRetryCounts).
+//
 // mem:// buckets are shared by name within the process: gocloud's own
 // opener makes a new empty bucket on every open, so what one stage wrote
 // to mem://out would be invisible to the next. Here every open of
@@ -96,14 +101,17 @@ func OpenDir(ctx context.Context, raw string, create bool) (*blob.Bucket, error)
 func OpenBucket(ctx context.Context, bucketURL string) (*blob.Bucket, error) {
 	u, err := url.Parse(bucketURL)
 	if err != nil {
-		return nil, fmt.Errorf("shards: bad bucket URL %q: %w", bucketURL, err)
+		return nil, RedactError(fmt.Errorf("shards: bad bucket URL %q: %w", RedactURL(bucketURL), err), bucketURL)
 	}
 	if u.Scheme == memblob.Scheme {
 		return openSharedMem(u.Host), nil
 	}
 	b, err := blob.OpenBucket(ctx, bucketURL)
 	if err != nil {
-		return nil, fmt.Errorf("shards: open bucket %s: %w", bucketURL, err)
+		return nil, RedactError(fmt.Errorf("shards: open bucket %s: %w", RedactURL(bucketURL), err), bucketURL)
 	}
-	return b, nil
+	if u.Scheme == fileblob.Scheme {
+		return b, nil
+	}
+	return newRetryBucket(b), nil
 }

@@ -56,6 +56,11 @@ type Totals struct {
 	ImageBytes int64            `json:"image_bytes"`
 	Reasons    map[string]int64 `json:"reasons"`
 	DurationS  float64          `json:"duration_s"` // sum over shards (CPU-side work, not wall time)
+	// Object-store faults survived while reading the shards (Stats.Retries,
+	// Resumes, RetryReasons summed).
+	Retries      int64            `json:"retries"`
+	Resumes      int64            `json:"resumes"`
+	RetryReasons map[string]int64 `json:"retry_reasons"`
 }
 
 // Column is one column of a shard file: its name and Arrow-style type
@@ -113,7 +118,7 @@ func WriteManifest(ctx context.Context, out *blob.Bucket, md Metadata) (Manifest
 		ConfigHash:    ConfigHash(md.Config),
 		Shards:        []ManifestShard{},
 		Incomplete:    []string{},
-		Totals:        Totals{Reasons: map[string]int64{}},
+		Totals:        Totals{Reasons: map[string]int64{}, RetryReasons: map[string]int64{}},
 		Columns:       Columns(Row{}),
 		RejectColumns: Columns(Reject{}),
 	}
@@ -157,7 +162,7 @@ func WriteManifest(ctx context.Context, out *blob.Bucket, md Metadata) (Manifest
 		}
 		done[id] = true
 		m.Shards = append(m.Shards, ManifestShard{
-			ID: id, Input: st.Input, Read: st.Read, Rows: st.Written, Rejects: st.Rejected,
+			ID: id, Input: RedactURL(st.Input), Read: st.Read, Rows: st.Written, Rejects: st.Rejected,
 			Files: st.Files, Stats: StatsName(id), Version: st.Version, ConfigHash: st.ConfigHash,
 		})
 		t := &m.Totals
@@ -169,6 +174,11 @@ func WriteManifest(ctx context.Context, out *blob.Bucket, md Metadata) (Manifest
 		t.DurationS += st.DurationS
 		for r, n := range st.Reasons {
 			t.Reasons[r] += n
+		}
+		t.Retries += st.Retries
+		t.Resumes += st.Resumes
+		for r, n := range st.RetryReasons {
+			t.RetryReasons[r] += n
 		}
 	}
 	sort.Strings(parquetIDs)

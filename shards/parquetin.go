@@ -55,7 +55,11 @@ func ParquetSchema(ctx context.Context, url string) (*parquet.Schema, error) {
 	if err != nil {
 		return nil, blobError("input "+url, err)
 	}
-	f, err := parquet.OpenFile(NewBlobReaderAt(ctx, b, key), attrs.Size,
+	ra := NewBlobReaderAt(ctx, b, key)
+	if err := checkParquetTail(ra, attrs.Size); err != nil {
+		return nil, fmt.Errorf("shards: input %s is not a readable Parquet file: %w", url, err)
+	}
+	f, err := parquet.OpenFile(ra, attrs.Size,
 		parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return nil, fmt.Errorf("shards: input %s is not a readable Parquet file: %w", url, err)
@@ -63,7 +67,14 @@ func ParquetSchema(ctx context.Context, url string) (*parquet.Schema, error) {
 	return f.Schema(), nil
 }
 
-func readParquet(ctx context.Context, in Input, opt ReadOptions, e *emitter) error {
+func readParquet(ctx context.Context, in Input, opt ReadOptions, e *emitter) (err error) {
+	defer func() {
+		// parquet-go decodes bytes from outside; a panic in it on a hostile
+		// file must not take the run down with it.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("shards: input %s: the Parquet decoder crashed on it (corrupt or hostile file): %v", in.URL, r)
+		}
+	}()
 	b, key, err := openObject(ctx, in.URL)
 	if err != nil {
 		return err
@@ -73,9 +84,19 @@ func readParquet(ctx context.Context, in Input, opt ReadOptions, e *emitter) err
 	if err != nil {
 		return blobError("input "+in.URL, err)
 	}
-	f, err := parquet.OpenFile(NewBlobReaderAt(ctx, b, key), attrs.Size,
+	// What the footer and page headers claim is checked against the file
+	// before parquet-go allocates it (see pageGuard).
+	ra := NewBlobReaderAt(ctx, b, key)
+	if err := checkParquetTail(ra, attrs.Size); err != nil {
+		return fmt.Errorf("shards: input %s is not a readable Parquet file: %w", in.URL, err)
+	}
+	guard := &pageGuard{r: ra}
+	f, err := parquet.OpenFile(guard, attrs.Size,
 		parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true), parquet.ReadBufferSize(1<<20))
 	if err != nil {
+		return fmt.Errorf("shards: input %s is not a readable Parquet file: %w", in.URL, err)
+	}
+	if err := guard.setChunks(f, attrs.Size); err != nil {
 		return fmt.Errorf("shards: input %s is not a readable Parquet file: %w", in.URL, err)
 	}
 	lay, err := layoutOf(f.Schema(), opt)
@@ -85,8 +106,9 @@ func readParquet(ctx context.Context, in Input, opt ReadOptions, e *emitter) err
 	limit := opt.maxBytes()
 	row := 0
 	buf := make([]parquet.Row, 16)
-	for _, rg := range f.RowGroups() {
+	for g, rg := range f.RowGroups() {
 		rows := rg.Rows()
+		first := row
 		for {
 			if err := ctx.Err(); err != nil {
 				rows.Close()
@@ -102,6 +124,13 @@ func readParquet(ctx context.Context, in Input, opt ReadOptions, e *emitter) err
 				row++
 			}
 			if rerr == io.EOF {
+				if got := int64(row - first); got != rg.NumRows() {
+					// A footer that claims rows the pages do not hold.
+					rows.Close()
+					return e.send(Sample{Key: strconv.Itoa(row), Reject: ReasonTruncatedInput,
+						Detail: fmt.Sprintf("Parquet row group %d claims %d rows but holds %d, the rest of the shard is lost", g, rg.NumRows(), got)},
+						"row="+strconv.Itoa(row))
+				}
 				break
 			}
 			if rerr != nil {

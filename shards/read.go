@@ -82,7 +82,7 @@ func Read(ctx context.Context, in Input, opt ReadOptions, emit func(Sample) erro
 	default:
 		err = fmt.Errorf("shards: input %s: unknown format %q (want tar, parquet or folder)", in.URL, in.Format)
 	}
-	return e.n, err
+	return e.n, RedactError(err, in.URL)
 }
 
 // emitter numbers samples and fills the fields every reader shares.
@@ -90,12 +90,16 @@ type emitter struct {
 	in   Input
 	emit func(Sample) error
 	n    int
+	src  string // RedactURL(in.URL), once
 }
 
 func (e *emitter) send(s Sample, member string) error {
 	s.Shard = e.in.ID
 	s.Index = e.n
-	s.Source = e.in.URL + "#" + member
+	if e.src == "" {
+		e.src = RedactURL(e.in.URL) // Source is stored: no credentials
+	}
+	s.Source = e.src + "#" + member
 	if s.Reject != "" {
 		// Rejects carry what identifies the sample, not its image.
 		s.Image = nil
@@ -122,11 +126,11 @@ func openObject(ctx context.Context, rawURL string) (*blob.Bucket, string, error
 func blobError(what string, err error) error {
 	switch gcerrors.Code(err) {
 	case gcerrors.NotFound:
-		return fmt.Errorf("shards: %s not found; check the URL (bucket, prefix and file name): %w", what, err)
+		return fmt.Errorf("shards: %s not found; check the URL (bucket, prefix and file name): %w", RedactURL(what), err)
 	case gcerrors.PermissionDenied:
-		return fmt.Errorf("shards: access to %s denied; check the credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS, ...) and the bucket policy: %w", what, err)
+		return fmt.Errorf("shards: access to %s denied; check the credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS, ...) and the bucket policy: %w", RedactURL(what), err)
 	}
-	return fmt.Errorf("shards: %s: %w", what, err)
+	return fmt.Errorf("shards: %s: %w", RedactURL(what), err)
 }
 
 // splitKey splits a member name into its key (directory and base name up to

@@ -42,6 +42,14 @@ type Stats struct {
 	// Files are the shard's Parquet files and their sizes in bytes.
 	Files map[string]int64 `json:"files"`
 
+	// Object-store faults survived while reading the input: requests
+	// retried, reads resumed from the offset reached, and the faults behind
+	// both by reason (see RetryCounts). Files written before these fields
+	// existed read as zero.
+	Retries      int64            `json:"retries"`
+	Resumes      int64            `json:"resumes"`
+	RetryReasons map[string]int64 `json:"retry_reasons,omitempty"`
+
 	Started     time.Time `json:"started"`
 	Finished    time.Time `json:"finished"`
 	DurationS   float64   `json:"duration_s"`

@@ -197,8 +197,13 @@ func tarBroken(e *emitter, cur *tarSample, member string, err error) error {
 	if !cur.open && e.n == 0 && member == "" {
 		reason = ReasonUnreadableInput // not a tar at all, or broken from the start
 	}
-	s.Reject = reason
-	s.Detail = "tar ends or breaks here, the rest of the shard is lost: " + err.Error()
+	detail := "tar ends or breaks here, the rest of the shard is lost: " + err.Error()
+	if s.Reject != "" && s.Detail != "" {
+		// Keep what was wrong already, e.g. a member whose header claims
+		// more bytes than the file holds.
+		detail += " (and " + s.Detail + ")"
+	}
+	s.Reject, s.Detail = reason, detail
 	cur.open = false
 	return e.send(s, member)
 }

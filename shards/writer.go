@@ -142,7 +142,7 @@ func kvOptions(md Metadata, v any) ([]parquet.WriterOption, error) {
 	opts := []parquet.WriterOption{
 		parquet.KeyValueMetadata(MetaHuggingFace, hf),
 		parquet.KeyValueMetadata(MetaConfig, string(md.Config)),
-		parquet.KeyValueMetadata(MetaInput, md.Input),
+		parquet.KeyValueMetadata(MetaInput, RedactURL(md.Input)),
 		parquet.KeyValueMetadata(MetaVersion, md.Version),
 	}
 	for _, k := range slices.Sorted(maps.Keys(md.Extra)) {
@@ -238,6 +238,7 @@ func (w *ShardWriter) Close(st Stats) error {
 		return fmt.Errorf("shards: shard %s: Close after Close or Abort", w.id)
 	}
 	st.Shard = w.id
+	st.Input = RedactURL(st.Input) // stored: no credentials
 	st.Written, st.Rejected = w.written, w.rejected
 	st.Reasons, st.ByStage = w.reasons, w.byStage
 	st.ImageBytes = w.imageBytes

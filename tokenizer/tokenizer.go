@@ -71,20 +71,50 @@ func New(vocab []string) (*Tokenizer, error) {
 	return t, nil
 }
 
+// Limits on a vocabulary file: real ones have 30k-250k tokens of a few
+// bytes each (a few MB).
+const (
+	MaxVocabBytes      = 64 << 20
+	MaxVocabTokens     = 1 << 20
+	MaxVocabTokenBytes = 1024
+)
+
 // ReadVocab reads a vocabulary file, one token per line (BERT's vocab.txt).
+// A file over MaxVocabBytes, with more than MaxVocabTokens lines or a line
+// over MaxVocabTokenBytes is refused before it is read whole.
 func ReadVocab(path string) (*Tokenizer, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: vocabulary: %w", err)
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > MaxVocabBytes {
+		return nil, fmt.Errorf("tokenizer: vocabulary %s has %d bytes, over the limit of %d (a vocabulary is one token per line; check the file)", path, st.Size(), MaxVocabBytes)
+	}
+	return readVocab(f, path)
+}
+
+// readVocab reads a vocabulary from r (named path in errors), with the
+// limits ReadVocab documents.
+func readVocab(r io.Reader, path string) (*Tokenizer, error) {
 	var toks []string
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(io.LimitReader(r, MaxVocabBytes+1))
+	sc.Buffer(make([]byte, 0, 4096), MaxVocabTokenBytes+2) // + "\r\n"
+	read := 0
 	for sc.Scan() {
+		read += len(sc.Bytes()) + 1
+		if len(toks) == MaxVocabTokens {
+			return nil, fmt.Errorf("tokenizer: vocabulary %s has more than %d tokens (check the file)", path, MaxVocabTokens)
+		}
 		toks = append(toks, strings.TrimRight(sc.Text(), "\r"))
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); err == bufio.ErrTooLong {
+		return nil, fmt.Errorf("tokenizer: vocabulary %s: line %d is over %d bytes (a vocabulary is one token per line; check the file)", path, len(toks)+1, MaxVocabTokenBytes)
+	} else if err != nil {
 		return nil, fmt.Errorf("tokenizer: vocabulary %s: %w", path, err)
+	}
+	if read > MaxVocabBytes {
+		return nil, fmt.Errorf("tokenizer: vocabulary %s has more than %d bytes (check the file)", path, MaxVocabBytes)
 	}
 	t, err := New(toks)
 	if err != nil {

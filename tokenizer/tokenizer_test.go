@@ -1,8 +1,15 @@
 package tokenizer
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/kediff/kediff/pos"
 )
@@ -110,4 +117,91 @@ func TestVocabBuildAndRead(t *testing.T) {
 	if _, err := New([]string{"a", "b"}); err == nil {
 		t.Error("vocabulary without special tokens accepted")
 	}
+}
+
+// Hostile vocabulary files: huge, endless, one giant line, too many tokens,
+// malformed. Each is a clear error, read with bounded memory.
+func TestReadVocabHostile(t *testing.T) {
+	dir := t.TempDir()
+	good := strings.Join(append(SpecialTokens(), "a", "b"), "\n") + "\n"
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	sparse := filepath.Join(dir, "huge.txt") // 1 TB claimed, no disk used
+	f, err := os.Create(sparse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(1 << 40)
+	f.Close()
+	many := func() string {
+		var b strings.Builder
+		b.WriteString(good)
+		for i := range MaxVocabTokens {
+			b.WriteString(strconv.Itoa(i))
+			b.WriteByte('\n')
+		}
+		return b.String()
+	}
+	tests := []struct{ name, path, want string }{
+		{"ok", write("ok.txt", good), ""},
+		{"crlf", write("crlf.txt", strings.ReplaceAll(good, "\n", "\r\n")), ""},
+		{"huge_file", sparse, "over the limit"},
+		{"endless_stream", "/dev/zero", "is over 1024 bytes"},
+		{"giant_line", write("line.txt", good+strings.Repeat("x", 1<<20)+"\n"), "line " + strconv.Itoa(len(SpecialTokens())+3) + " is over"},
+		{"too_many_tokens", write("many.txt", many()), "more than"},
+		{"empty", write("empty.txt", ""), "at least the"},
+		{"no_specials", write("nosp.txt", "a\nb\n"), "want at least"},
+		{"duplicate", write("dup.txt", good+"a\n"), "appears twice"},
+		{"empty_token", write("blank.txt", good+"\nc\n"), "is empty"},
+		{"missing", filepath.Join(dir, "none.txt"), "no such file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := os.Stat(tt.path); tt.path == "/dev/zero" && err != nil {
+				t.Skip("no /dev/zero")
+			}
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			start := time.Now()
+			tok, err := ReadVocab(tt.path)
+			runtime.ReadMemStats(&after)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.want == "" && tok.Size() != len(SpecialTokens())+2:
+				t.Fatalf("size %d", tok.Size())
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("err = %v, want one saying %q", err, tt.want)
+			}
+			if d := after.TotalAlloc - before.TotalAlloc; tt.name != "too_many_tokens" && d > 64<<20 {
+				t.Errorf("allocated %d MiB", d>>20)
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("took %v", d)
+			}
+		})
+	}
+}
+
+func FuzzReadVocab(f *testing.F) {
+	f.Add([]byte(strings.Join(append(SpecialTokens(), "a", "##b"), "\n")))
+	f.Add([]byte("[PAD]\r\n[UNK]\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tok, err := readVocab(bytes.NewReader(b), "fuzz.txt")
+		if err != nil {
+			return
+		}
+		ids := tok.Encode("a red apple [n] x")
+		for _, id := range ids {
+			if id < 0 || int(id) >= tok.Size() {
+				t.Fatalf("id %d of %d", id, tok.Size())
+			}
+		}
+	})
 }

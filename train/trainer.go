@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -115,10 +116,32 @@ func DefaultTrainConfig() TrainConfig {
 		SampleSteps: 25, SampleGuidance: sample.DefaultGuidance}
 }
 
+// MaxConfigBytes bounds a train config file (real ones are a few KB): a
+// larger file is refused before it is read. encoding/json bounds nesting
+// (10000 levels, a clear error) and JSON has no aliases to expand.
+const MaxConfigBytes = 1 << 20
+
+// readConfigFile reads the file at path if it has at most MaxConfigBytes.
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) > MaxConfigBytes {
+		return nil, fmt.Errorf("%s has more than %d bytes; a train config is a short JSON file (see train/configs)", path, MaxConfigBytes)
+	}
+	return raw, nil
+}
+
 // ReadTrainConfig reads a TrainConfig over the defaults (unknown fields are
 // errors) and resolves its model config.
 func ReadTrainConfig(path string) (TrainConfig, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := readConfigFile(path)
 	if err != nil {
 		return TrainConfig{}, fmt.Errorf("train: config: %w", err)
 	}
@@ -575,7 +598,7 @@ func (t *Trainer) Run(ctx context.Context) error {
 		}
 		if lead && ((c.CheckpointEvery > 0 && step%c.CheckpointEvery == 0) || step == c.Steps) {
 			if err := t.Save(); err != nil {
-				return err
+				return fmt.Errorf("train: step %d: save the checkpoint in %s (the previous checkpoint there, if any, is kept whole; --resume continues from it): %w", step, t.Out, err)
 			}
 		}
 	}
@@ -622,18 +645,23 @@ func (t *Trainer) appendMetrics(m Metrics) error {
 
 // Save writes the checkpoint into Out: config.json, model.safetensors,
 // optimizer.safetensors, ema.safetensors (with EMA), vocab.txt,
-// train_config.json, loss.png, dashboard.html and, last, state.json; every
-// file through a temporary file and a rename. The two pictures are drawn
-// from the metrics the trainer holds and the grids in OUT/samples (each read
-// once per process), so they cost little at each checkpoint.
+// train_config.json, loss.png, dashboard.html and, last, state.json. All of
+// them are written to temporary files first and renamed into place only once
+// every one is written (atomicfile.Batch), so a save that fails (a full
+// disk) leaves the previous checkpoint whole, never new weights beside an
+// old optimizer state. The two pictures are drawn from the metrics the
+// trainer holds and the grids in OUT/samples (each read once per process),
+// so they cost little at each checkpoint.
 func (t *Trainer) Save() error {
 	dir := t.Out
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
+	var b atomicfile.Batch
+	defer b.Discard()
 	m := t.Model
 	cfgJSON, _ := json.MarshalIndent(m.Config, "", "  ")
-	if err := atomicfile.WriteBytes(filepath.Join(dir, unet.ConfigFile), append(cfgJSON, '\n')); err != nil {
+	if err := b.AddBytes(filepath.Join(dir, unet.ConfigFile), append(cfgJSON, '\n')); err != nil {
 		return err
 	}
 	meta := map[string]string{"format": "pt", "model": "glide-text2im Text2ImUNet (kediff)"}
@@ -641,7 +669,7 @@ func (t *Trainer) Save() error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteBytes(filepath.Join(dir, unet.WeightsFile), enc); err != nil {
+	if err := b.AddBytes(filepath.Join(dir, unet.WeightsFile), enc); err != nil {
 		return err
 	}
 	p := m.Params
@@ -660,7 +688,7 @@ func (t *Trainer) Save() error {
 	if enc, err = safetensors.Encode(opt, map[string]string{"optimizer": "AdamW"}); err != nil {
 		return err
 	}
-	if err := atomicfile.WriteBytes(filepath.Join(dir, OptimizerFile), enc); err != nil {
+	if err := b.AddBytes(filepath.Join(dir, OptimizerFile), enc); err != nil {
 		return err
 	}
 	if t.EMA != nil {
@@ -673,15 +701,15 @@ func (t *Trainer) Save() error {
 		if enc, err = safetensors.Encode(ema, meta); err != nil {
 			return err
 		}
-		if err := atomicfile.WriteBytes(filepath.Join(dir, EMAFile), enc); err != nil {
+		if err := b.AddBytes(filepath.Join(dir, EMAFile), enc); err != nil {
 			return err
 		}
 	}
-	if err := t.Tok.WriteVocabFile(filepath.Join(dir, VocabFile)); err != nil {
+	if err := b.Add(filepath.Join(dir, VocabFile), t.Tok.WriteVocab); err != nil {
 		return err
 	}
 	tc, _ := json.MarshalIndent(t.Cfg, "", "  ")
-	if err := atomicfile.WriteBytes(filepath.Join(dir, TrainConfigFile), append(tc, '\n')); err != nil {
+	if err := b.AddBytes(filepath.Join(dir, TrainConfigFile), append(tc, '\n')); err != nil {
 		return err
 	}
 	if len(t.metrics) > 0 {
@@ -689,16 +717,21 @@ func (t *Trainer) Save() error {
 		if err != nil {
 			return err
 		}
-		if err := atomicfile.WriteBytes(filepath.Join(dir, LossPlotFile), loss); err != nil {
+		if err := b.AddBytes(filepath.Join(dir, LossPlotFile), loss); err != nil {
 			return err
 		}
 	}
 	run := t.dashboardRun()
-	if err := dashboard.WriteFile(filepath.Join(dir, DashboardFile), []dashboard.Run{run}, dashboard.Options{Thumbs: &t.thumbs}); err != nil {
+	if err := b.Add(filepath.Join(dir, DashboardFile), func(w io.Writer) error {
+		return dashboard.Write(w, []dashboard.Run{run}, dashboard.Options{Thumbs: &t.thumbs})
+	}); err != nil {
 		return fmt.Errorf("train: %s: %w", DashboardFile, err)
 	}
 	st, _ := json.MarshalIndent(t.State, "", "  ")
-	return atomicfile.WriteBytes(filepath.Join(dir, StateFile), append(st, '\n'))
+	if err := b.AddBytes(filepath.Join(dir, StateFile), append(st, '\n')); err != nil {
+		return err
+	}
+	return b.Commit()
 }
 
 // loadCheckpoint restores a run from dir (resume).

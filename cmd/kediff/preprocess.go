@@ -85,6 +85,7 @@ func runPreprocess(ctx context.Context, args []string) error {
 	}
 	log.Info("preprocess: done", "shards_written", sum.Processed, "shards_skipped", sum.Skipped,
 		"samples", sum.Read, "rows", sum.Written, "rejects", sum.Rejected,
+		"store_retries", sum.Retries, "store_resumes", sum.Resumes,
 		"seconds", sum.Duration.Seconds(), "peak_rss_mib", peakRSSMiB())
 	return nil
 }

@@ -1,0 +1,51 @@
+package train
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// Hostile train configs: huge, deeply nested, binary. Each is a clear
+// error with bounded memory.
+func TestReadTrainConfigHostile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	sparse := filepath.Join(dir, "huge.json")
+	f, err := os.Create(sparse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(1 << 40)
+	f.Close()
+	tests := []struct{ name, path, want string }{
+		{"huge_file", sparse, "more than 1048576 bytes"},
+		{"over_limit", write("big.json", `{"model":"tiny","x":"`+strings.Repeat("a", MaxConfigBytes)+`"}`), "more than 1048576 bytes"},
+		{"deep_nesting", write("deep.json", `{"model_config":`+strings.Repeat("[", 20000)+strings.Repeat("]", 20000)+"}"), "exceeded max depth"},
+		{"binary", write("bin.json", "\x00\xff"), "invalid character"},
+		{"unknown_field", write("unknown.json", `{"nope":1}`), "unknown field"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			_, err := ReadTrainConfig(tt.path)
+			runtime.ReadMemStats(&after)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one saying %q", err, tt.want)
+			}
+			if d := after.TotalAlloc - before.TotalAlloc; d > 64<<20 {
+				t.Errorf("allocated %d MiB", d>>20)
+			}
+		})
+	}
+}
