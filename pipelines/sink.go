@@ -2,12 +2,10 @@ package pipelines
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"gocloud.dev/blob"
-	"gocloud.dev/gcerrors"
 
 	"github.com/kediff/kediff/shards"
 )
@@ -146,13 +144,9 @@ func (k *shardSink) finish(ctx context.Context, id string, sh *openShard) error 
 		st.Retries, st.Resumes, st.RetryReasons = end.retries.Snapshot()
 	}
 	if err := sh.w.Close(st); err != nil {
-		// A stats write that failed part-way (a full disk) can leave the
-		// part it wrote in place: gocloud's WriteAll closes, and so
-		// commits, its writer after a failed Write. Without the stats
-		// file the shard is incomplete, as the error says.
-		if derr := k.out.Delete(ctx, shards.StatsName(id)); derr != nil && gcerrors.Code(derr) != gcerrors.NotFound {
-			err = errors.Join(err, fmt.Errorf("delete the partial %s: %w", shards.StatsName(id), derr))
-		}
+		// A stats write that fails part-way leaves no stats file
+		// (shards writes it whole or not at all): the shard stays
+		// incomplete, as the error says.
 		return fmt.Errorf("write: shard %s: %w", id, err)
 	}
 	delete(k.shards, id)

@@ -192,7 +192,7 @@ func WriteManifest(ctx context.Context, out *blob.Bucket, md Metadata) (Manifest
 	if err != nil {
 		return m, fmt.Errorf("shards: manifest: encode: %w", err)
 	}
-	if err := out.WriteAll(ctx, ManifestName, data, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+	if err := writeWhole(ctx, out, ManifestName, data, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
 		return m, fmt.Errorf("shards: write %s: %w", ManifestName, err)
 	}
 	return m, nil

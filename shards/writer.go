@@ -270,7 +270,7 @@ func (w *ShardWriter) Close(st Stats) error {
 	if err != nil {
 		return fmt.Errorf("shards: shard %s: encode stats: %w", w.id, err)
 	}
-	if err := w.out.WriteAll(w.ctx, StatsName(w.id), data, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+	if err := writeWhole(w.ctx, w.out, StatsName(w.id), data, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
 		return fmt.Errorf("shards: shard %s: write %s (the shard stays incomplete; rerun it): %w", w.id, StatsName(w.id), err)
 	}
 	return nil
