@@ -43,19 +43,7 @@ func (h *memHandle) Attributes(ctx context.Context, key string) (*driver.Attribu
 	if err != nil {
 		return nil, err
 	}
-	return &driver.Attributes{
-		CacheControl:       a.CacheControl,
-		ContentDisposition: a.ContentDisposition,
-		ContentEncoding:    a.ContentEncoding,
-		ContentLanguage:    a.ContentLanguage,
-		ContentType:        a.ContentType,
-		Metadata:           a.Metadata,
-		CreateTime:         a.CreateTime,
-		ModTime:            a.ModTime,
-		Size:               a.Size,
-		MD5:                a.MD5,
-		ETag:               a.ETag,
-	}, nil
+	return driverAttributes(a), nil
 }
 
 func (h *memHandle) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {

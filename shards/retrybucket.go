@@ -30,13 +30,9 @@ func (b *retryBucket) As(i any) bool                          { return b.root.As
 func (b *retryBucket) ErrorAs(err error, i any) bool          { return b.root.ErrorAs(err, i) }
 func (b *retryBucket) Close() error                           { return b.root.Close() }
 
-func (b *retryBucket) Attributes(ctx context.Context, key string) (*driver.Attributes, error) {
-	a, err := retryCall(ctx, "attributes of "+key, func(ctx context.Context) (*blob.Attributes, error) {
-		return b.root.Attributes(ctx, key)
-	})
-	if err != nil {
-		return nil, err
-	}
+// driverAttributes hands a bucket's attributes back to the portable type
+// as a driver's (the wrapping drivers here sit on a *blob.Bucket).
+func driverAttributes(a *blob.Attributes) *driver.Attributes {
 	return &driver.Attributes{
 		CacheControl:       a.CacheControl,
 		ContentDisposition: a.ContentDisposition,
@@ -50,7 +46,17 @@ func (b *retryBucket) Attributes(ctx context.Context, key string) (*driver.Attri
 		MD5:                a.MD5,
 		ETag:               a.ETag,
 		AsFunc:             a.As,
-	}, nil
+	}
+}
+
+func (b *retryBucket) Attributes(ctx context.Context, key string) (*driver.Attributes, error) {
+	a, err := retryCall(ctx, "attributes of "+key, func(ctx context.Context) (*blob.Attributes, error) {
+		return b.root.Attributes(ctx, key)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return driverAttributes(a), nil
 }
 
 func (b *retryBucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {

@@ -30,7 +30,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -45,13 +44,14 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+
+	"github.com/kediff/kediff/internal/rss"
 
 	"github.com/kediff/kediff/pipelines"
 	"github.com/kediff/kediff/shards"
@@ -198,7 +198,7 @@ wait:
 	res.PerS = float64(sum.Read) / res.Seconds
 	res.PeakRSSMiB = obs.marks()
 	if n := len(res.PeakRSSMiB); n == 0 || res.PeakRSSMiB[n-1].Samples != sum.Read {
-		res.PeakRSSMiB = append(res.PeakRSSMiB, RSSMark{Samples: sum.Read, MiB: peakRSSMiB()})
+		res.PeakRSSMiB = append(res.PeakRSSMiB, RSSMark{Samples: sum.Read, MiB: math.Round(rss.PeakMiB()*10) / 10})
 	}
 	res.ShardsChecked, res.OutputBytesDelete = obs.checked, obs.deleted
 	if runErr != nil {
@@ -389,7 +389,7 @@ func (o *observer) ShardDone(st shards.Stats) {
 		for o.next <= o.read {
 			o.next *= 10
 		}
-		mark := RSSMark{Samples: o.read, MiB: peakRSSMiB()}
+		mark := RSSMark{Samples: o.read, MiB: math.Round(rss.PeakMiB()*10) / 10}
 		o.rss = append(o.rss, mark)
 		fmt.Fprintf(o.w, "soak: %d samples, peak RSS %.0f MiB, %d goroutines\n", mark.Samples, mark.MiB, runtime.NumGoroutine())
 	}
@@ -479,27 +479,6 @@ func sampleHeap(max *atomic.Uint64) (stop func()) {
 	}()
 	var once sync.Once
 	return func() { once.Do(func() { close(quit); wg.Wait() }) }
-}
-
-// peakRSSMiB is this process's peak resident memory (VmHWM), 0 where
-// /proc/self/status is unavailable.
-func peakRSSMiB() float64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			if err != nil {
-				return 0
-			}
-			return math.Round(kb/1024*10) / 10
-		}
-	}
-	return 0
 }
 
 // resetPeakRSS sets VmHWM back to the current RSS (Linux: clear_refs 5), so

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/kediff/kediff/internal/rss"
 	"github.com/kediff/kediff/metrics"
 	"github.com/kediff/kediff/pipelines"
 )
@@ -86,7 +87,7 @@ func runPreprocess(ctx context.Context, args []string) error {
 	log.Info("preprocess: done", "shards_written", sum.Processed, "shards_skipped", sum.Skipped,
 		"samples", sum.Read, "rows", sum.Written, "rejects", sum.Rejected,
 		"store_retries", sum.Retries, "store_resumes", sum.Resumes,
-		"seconds", sum.Duration.Seconds(), "peak_rss_mib", peakRSSMiB())
+		"seconds", sum.Duration.Seconds(), "peak_rss_mib", rss.PeakMiB())
 	return nil
 }
 

@@ -1,4 +1,5 @@
-package main
+// Package rss reads a process's peak resident memory.
+package rss
 
 import (
 	"bufio"
@@ -7,11 +8,11 @@ import (
 	"strings"
 )
 
-// peakRSSMiB is this process's peak resident memory (VmHWM in
+// PeakMiB is this process's peak resident memory (VmHWM in
 // /proc/self/status), 0 where that is unavailable. Unlike getrusage's
 // ru_maxrss it starts at exec, so it never reports the memory of a parent
 // that started kediff (Go's exec shares the parent's memory until then).
-func peakRSSMiB() float64 {
+func PeakMiB() float64 {
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
 		return 0
