@@ -33,6 +33,7 @@ import (
 	_ "image/jpeg"
 	"image/png"
 	"io"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -257,6 +258,9 @@ func quoteAll(ss []string) []string {
 // duckdbGlob is a DuckDB path for the shards' rows.
 func duckdbGlob(src *source) string {
 	p := strings.TrimPrefix(src.dirURL, "file://")
+	if u, err := url.Parse(src.dirURL); err == nil && u.Scheme == "file" {
+		p = u.Path // unescaped, as DuckDB wants a path
+	}
 	if len(src.shards) == 1 {
 		return strings.TrimRight(p, "/") + "/" + src.shards[0].name
 	}

@@ -16,8 +16,22 @@ import (
 )
 
 // NormalizeURL turns a plain path into a file:// URL with an absolute path
-// and leaves URLs with a scheme unchanged.
+// and leaves URLs with a scheme unchanged. The path's '%', '?' and '#' are
+// escaped, so that a URL parser gives the path back as written (a folder
+// named "a%41" stays "a%41", not "aA").
 func NormalizeURL(raw string) (string, error) {
+	norm, err := normalizeRaw(raw)
+	if err != nil || strings.Contains(raw, "://") {
+		return norm, err
+	}
+	return "file://" + pathEscaper.Replace(strings.TrimPrefix(norm, "file://")), nil
+}
+
+var pathEscaper = strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23")
+
+// normalizeRaw is NormalizeURL without the escaping, for input patterns,
+// whose '?' and '%' are glob and literal characters.
+func normalizeRaw(raw string) (string, error) {
 	if raw == "" {
 		return "", fmt.Errorf("shards: empty URL")
 	}

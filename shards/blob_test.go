@@ -2,6 +2,8 @@ package shards
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -29,5 +31,25 @@ func TestMemBucketShared(t *testing.T) {
 	defer other.Close()
 	if ok, _ := other.Exists(ctx, "k"); ok {
 		t.Fatal("differently named mem buckets must not share objects")
+	}
+}
+
+// A plain path with URL-special characters names exactly that folder: the
+// file:// URL kediff makes of it parses back to it.
+func TestPlainPathsKeepURLCharacters(t *testing.T) {
+	ctx := context.Background()
+	for _, name := range []string{"a%41b", "100%", "x?y=1", "h#1", "sp ace"} {
+		dir := filepath.Join(t.TempDir(), name)
+		b, err := OpenDir(ctx, dir, true)
+		if err != nil {
+			t.Fatalf("%q: %v", name, err)
+		}
+		if err := b.WriteAll(ctx, "f.txt", []byte("ok"), nil); err != nil {
+			t.Fatalf("%q: %v", name, err)
+		}
+		b.Close()
+		if got, err := os.ReadFile(filepath.Join(dir, "f.txt")); err != nil || string(got) != "ok" {
+			t.Errorf("%q: the file is not in the folder of that name: %v", name, err)
+		}
 	}
 }

@@ -320,7 +320,7 @@ type blobPattern struct {
 }
 
 func parsePattern(raw string) (blobPattern, error) {
-	norm, err := NormalizeURL(raw)
+	norm, err := normalizeRaw(raw)
 	if err != nil {
 		return blobPattern{}, err
 	}
