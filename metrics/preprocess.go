@@ -47,6 +47,7 @@ type Preprocess struct {
 
 	rows, imageBytes, inputBytes prometheus.Counter
 	rejects, parquet, shards     *prometheus.CounterVec
+	storeFaults                  *prometheus.CounterVec
 	todo                         prometheus.Gauge
 
 	// rejectsBy holds the rejects' counters by stage and reason: read
@@ -81,6 +82,8 @@ func NewPreprocess(reg prometheus.Registerer, log *slog.Logger) *Preprocess {
 			Help: "Bytes of the Parquet files of complete output shards (file: rows for NNNNN.parquet, rejects for NNNNN_rejects.parquet)."}, []string{"file"}),
 		shards: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kediff_preprocess_shards_total",
 			Help: "Output shards this run wrote (result=written) or found complete and skipped (result=skipped)."}, []string{"result"}),
+		storeFaults: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kediff_preprocess_store_faults_total",
+			Help: "Object-store faults survived while reading complete shards' inputs (action: retried requests, resumed reads), from the shards' stats files."}, []string{"action"}),
 		todo: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kediff_preprocess_shards_todo",
 			Help: "Input shards this run set out to process (this worker's, not yet complete)."}),
 
@@ -97,7 +100,9 @@ func NewPreprocess(reg prometheus.Registerer, log *slog.Logger) *Preprocess {
 	m.shards.WithLabelValues("skipped")
 	m.parquet.WithLabelValues("rows")
 	m.parquet.WithLabelValues("rejects")
-	reg.MustRegister(m, m.rows, m.imageBytes, m.inputBytes, m.rejects, m.parquet, m.shards, m.todo)
+	m.storeFaults.WithLabelValues("retried")
+	m.storeFaults.WithLabelValues("resumed")
+	reg.MustRegister(m, m.rows, m.imageBytes, m.inputBytes, m.rejects, m.parquet, m.shards, m.storeFaults, m.todo)
 	return m
 }
 
@@ -181,6 +186,8 @@ func (m *Preprocess) Rejected(stage, reason string) {
 // ShardDone counts a complete shard and its Parquet bytes.
 func (m *Preprocess) ShardDone(st shards.Stats) {
 	m.shards.WithLabelValues("written").Inc()
+	m.storeFaults.WithLabelValues("retried").Add(float64(st.Retries))
+	m.storeFaults.WithLabelValues("resumed").Add(float64(st.Resumes))
 	for name, n := range st.Files {
 		switch name {
 		case shards.ParquetName(st.Shard):

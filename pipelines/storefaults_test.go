@@ -17,8 +17,10 @@ import (
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kediff/kediff/internal/faultproxy"
+	"github.com/kediff/kediff/metrics"
 	"github.com/kediff/kediff/shards"
 )
 
@@ -31,6 +33,7 @@ type faultyStore struct {
 	direct string // ... and directly
 	clean  string // output folder of a run without faults
 	cfg    Config
+	reg    *prometheus.Registry // the last run's metrics
 }
 
 func newFaultyStore(t *testing.T) *faultyStore {
@@ -91,9 +94,34 @@ func (fs *faultyStore) run(t *testing.T, rules ...faultproxy.Rule) (string, Summ
 	fs.proxy.SetRules(rules...)
 	out := filepath.Join(t.TempDir(), "out")
 	start := time.Now()
+	fs.reg = prometheus.NewRegistry()
 	sum, err := Preprocess(context.Background(), PreprocessOptions{Input: fs.input(), Output: out,
-		Config: fs.cfg, Split: Split{0, 1}, Logger: quietLog})
+		Config: fs.cfg, Split: Split{0, 1}, Logger: quietLog, Observer: metrics.NewPreprocess(fs.reg, quietLog)})
 	return out, sum, err, time.Since(start)
+}
+
+// storeFaults is the last run's kediff_preprocess_store_faults_total by
+// action (retried, resumed), as a Prometheus scrape would read it.
+func (fs *faultyStore) storeFaults(t *testing.T) map[string]int64 {
+	t.Helper()
+	fams, err := fs.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, f := range fams {
+		if f.GetName() != "kediff_preprocess_store_faults_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "action" {
+					got[l.GetValue()] = int64(m.GetCounter().GetValue())
+				}
+			}
+		}
+	}
+	return got
 }
 
 // sameAsClean checks that every shard file in out is byte-identical to the
@@ -188,6 +216,9 @@ func TestPreprocessSurvivesStoreFaults(t *testing.T) {
 				t.Fatalf("run failed after %v: %v", took, err)
 			}
 			retries, resumes, reasons := fs.sameAsClean(t, out)
+			if m := fs.storeFaults(t); m["retried"] != retries || m["resumed"] != resumes {
+				t.Errorf("metrics count %v, the stats files %d retries and %d resumes", m, retries, resumes)
+			}
 			t.Logf("%v: injected %v; stats: %d retries, %d resumes %v; run: %d retries, %d resumes",
 				took.Round(10*time.Millisecond), fs.proxy.Injected(), retries, resumes, reasons, sum.Retries, sum.Resumes)
 			if fs.proxy.InjectedTotal() == 0 {

@@ -350,7 +350,7 @@ func CheckPreprocess(t testing.TB, f Families, out, inputGlob string, want ...st
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("no stats files in %s (%v)", out, err)
 	}
-	var read, written, rejected, imageBytes float64
+	var read, written, rejected, imageBytes, retries, resumes float64
 	reasons, byStage, files := map[string]float64{}, map[string]float64{}, map[string]float64{}
 	for _, p := range paths {
 		raw, err := os.ReadFile(p)
@@ -365,6 +365,8 @@ func CheckPreprocess(t testing.TB, f Families, out, inputGlob string, want ...st
 		written += float64(st.Written)
 		rejected += float64(st.Rejected)
 		imageBytes += float64(st.ImageBytes)
+		retries += float64(st.Retries)
+		resumes += float64(st.Resumes)
 		for k, v := range st.Reasons {
 			reasons[k] += float64(v)
 		}
@@ -411,6 +413,8 @@ func CheckPreprocess(t testing.TB, f Families, out, inputGlob string, want ...st
 	check("kediff_preprocess_parquet_bytes_total", files["rows"], "file", "rows")
 	check("kediff_preprocess_parquet_bytes_total", files["rejects"], "file", "rejects")
 	check("kediff_preprocess_shards_total", float64(len(paths)), "result", "written")
+	check("kediff_preprocess_store_faults_total", retries, "action", "retried")
+	check("kediff_preprocess_store_faults_total", resumes, "action", "resumed")
 	var in float64
 	inputs, _ := filepath.Glob(inputGlob)
 	for _, p := range inputs {
