@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/kediff/kediff/internal/allocs"
 )
 
 // pb builds protobuf messages for the crafted models below.
@@ -122,16 +123,14 @@ func TestExternalDataCorrupt(t *testing.T) {
 	}
 	for name, b := range tests {
 		t.Run(name, func(t *testing.T) {
-			var before, after runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&before)
-			err := checkExternalDataIn(bytes.NewReader(b), int64(len(b)), t.TempDir())
-			runtime.ReadMemStats(&after)
+			dir := t.TempDir()
+			var err error
+			alloc, _ := allocs.Measure(func() { err = checkExternalDataIn(bytes.NewReader(b), int64(len(b)), dir) })
 			if err == nil {
 				t.Fatal("accepted")
 			}
-			if d := after.TotalAlloc - before.TotalAlloc; d > 1<<20 {
-				t.Errorf("allocated %d bytes", d)
+			if alloc > 1<<20 {
+				t.Errorf("allocated %d bytes", alloc)
 			}
 			t.Log(err)
 		})

@@ -3,9 +3,10 @@ package train
 import (
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/kediff/kediff/internal/allocs"
 )
 
 // Hostile train configs: huge, deeply nested, binary. Each is a clear
@@ -19,13 +20,7 @@ func TestReadTrainConfigHostile(t *testing.T) {
 		}
 		return p
 	}
-	sparse := filepath.Join(dir, "huge.json")
-	f, err := os.Create(sparse)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Truncate(1 << 40)
-	f.Close()
+	sparse := allocs.SparseFile(t, filepath.Join(dir, "huge.json"), 1<<40) // 1 TB claimed, no disk used
 	tests := []struct{ name, path, want string }{
 		{"huge_file", sparse, "more than 1048576 bytes"},
 		{"over_limit", write("big.json", `{"model":"tiny","x":"`+strings.Repeat("a", MaxConfigBytes)+`"}`), "more than 1048576 bytes"},
@@ -35,16 +30,13 @@ func TestReadTrainConfigHostile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var before, after runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&before)
-			_, err := ReadTrainConfig(tt.path)
-			runtime.ReadMemStats(&after)
+			var err error
+			alloc, _ := allocs.Measure(func() { _, err = ReadTrainConfig(tt.path) })
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want one saying %q", err, tt.want)
 			}
-			if d := after.TotalAlloc - before.TotalAlloc; d > 64<<20 {
-				t.Errorf("allocated %d MiB", d>>20)
+			if alloc > 64<<20 {
+				t.Errorf("allocated %d MiB", alloc>>20)
 			}
 		})
 	}
