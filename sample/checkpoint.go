@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/kediff/kediff/diffusion"
+	"github.com/kediff/kediff/internal/atomicfile"
 	"github.com/kediff/kediff/kernels"
 	"github.com/kediff/kediff/safetensors"
 	"github.com/kediff/kediff/tokenizer"
@@ -84,6 +85,11 @@ func OpenCheckpoint(dir string) (*Checkpoint, error) {
 		return nil, fmt.Errorf("sample: %w", err)
 	case !st.IsDir():
 		return nil, fmt.Errorf("sample: %s is a file, not a checkpoint folder", dir)
+	}
+	// A trainer killed while it renamed a checkpoint's files into place
+	// leaves a journal: finish that save before reading any of them.
+	if err := atomicfile.Recover(dir); err != nil {
+		return nil, fmt.Errorf("sample: checkpoint %s: %w", dir, err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, unet.ConfigFile)); err != nil {
 		return nil, fmt.Errorf("sample: %s is not a kediff checkpoint: it has no %s (kediff train writes %s, %s, %s, %s and %s)",
@@ -277,6 +283,7 @@ func FindCheckpoints(paths []string) (experts []string, bases []string, err erro
 }
 
 func isExpert(dir string) bool {
+	atomicfile.Recover(dir) // an error is OpenCheckpoint's to report
 	raw, err := os.ReadFile(filepath.Join(dir, StateFile))
 	if err != nil {
 		return false

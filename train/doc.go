@@ -28,8 +28,9 @@
 //     loss.png (package plots: the loss raw and smoothed, with axes),
 //     dashboard.html (package dashboard: loss, grad norm, lr, throughput and
 //     the sample grids on one self-contained page), metrics.jsonl and
-//     state.json (written last, with the expert index and count), each file
-//     via temp + rename. Rank 0 keeps the metrics it wrote, so the two
+//     state.json (written last, with the expert index and count), all of
+//     them through temporary files, a commit journal and renames
+//     (atomicfile.Batch: a full disk or a kill never leaves a mixed set). Rank 0 keeps the metrics it wrote, so the two
 //     pictures cost a chart's drawing and each new grid's reading.
 //   - Data parallelism (dataparallel.go): with TrainConfig.Comm (package
 //     dist) N ranks train one model. Batch is the global batch; each rank runs

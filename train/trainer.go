@@ -297,6 +297,9 @@ func NewTrainer(ctx context.Context, cfg TrainConfig, data, out, base string, re
 		if base == "" {
 			return nil, errors.New("train: an expert starts from the base checkpoint: give --base DIR")
 		}
+		if err := atomicfile.Recover(base); err != nil {
+			return nil, fmt.Errorf("train: base checkpoint: %w", err)
+		}
 		if _, err := os.Stat(filepath.Join(base, unet.WeightsFile)); err != nil {
 			return nil, fmt.Errorf("train: base checkpoint %s is missing (%v): run kediff train base first", base, err)
 		}
@@ -649,7 +652,8 @@ func (t *Trainer) appendMetrics(m Metrics) error {
 // them are written to temporary files first and renamed into place only once
 // every one is written (atomicfile.Batch), so a save that fails (a full
 // disk) leaves the previous checkpoint whole, never new weights beside an
-// old optimizer state. The two pictures are drawn from the metrics the
+// old optimizer state; a process killed between the renames leaves a
+// journal that the next reader of the folder finishes. The two pictures are drawn from the metrics the
 // trainer holds and the grids in OUT/samples (each read once per process),
 // so they cost little at each checkpoint.
 func (t *Trainer) Save() error {
@@ -736,6 +740,9 @@ func (t *Trainer) Save() error {
 
 // loadCheckpoint restores a run from dir (resume).
 func (t *Trainer) loadCheckpoint(dir string) error {
+	if err := atomicfile.Recover(dir); err != nil { // a save killed mid-commit
+		return fmt.Errorf("train: resume: %w", err)
+	}
 	raw, err := os.ReadFile(filepath.Join(dir, StateFile))
 	if err != nil {
 		return fmt.Errorf("train: resume: no checkpoint in %s: %w", dir, err)

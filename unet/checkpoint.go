@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/kediff/kediff/internal/atomicfile"
 	"github.com/kediff/kediff/kernels"
 	"github.com/kediff/kediff/safetensors"
 )
@@ -158,6 +159,11 @@ func (m *Model) Save(dir string) error {
 // Load builds the model described by dir/config.json on backend be (nil:
 // CPU) and loads dir/model.safetensors into it.
 func Load(dir string, be kernels.Backend) (*Model, error) {
+	// A save killed between its renames is finished first (train.Save
+	// writes checkpoints as an atomicfile.Batch).
+	if err := atomicfile.Recover(dir); err != nil {
+		return nil, err
+	}
 	cfg, err := ReadConfig(filepath.Join(dir, ConfigFile))
 	if err != nil {
 		return nil, err
