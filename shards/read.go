@@ -124,7 +124,11 @@ func openObject(ctx context.Context, rawURL string) (*blob.Bucket, string, error
 
 // blobError words a blob error so that the user knows what to fix.
 func blobError(what string, err error) error {
-	switch gcerrors.Code(err) {
+	code := gcerrors.Code(err)
+	if httpStatus(err) == 403 {
+		code = gcerrors.PermissionDenied // gocloud calls GCS's 403 NotFound
+	}
+	switch code {
 	case gcerrors.NotFound:
 		return fmt.Errorf("shards: %s not found; check the URL (bucket, prefix and file name): %w", RedactURL(what), err)
 	case gcerrors.PermissionDenied:

@@ -13,7 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"gocloud.dev/gcerrors"
+	"google.golang.org/api/googleapi"
 )
 
 // RetryOptions bound how object-store requests are retried. Buckets that
@@ -194,9 +196,8 @@ func transient(parent context.Context, err error) (bool, string) {
 		gcerrors.FailedPrecondition, gcerrors.AlreadyExists, gcerrors.Unimplemented:
 		return false, ""
 	}
-	var hs interface{ HTTPStatusCode() int }
-	if errors.As(err, &hs) {
-		switch c := hs.HTTPStatusCode(); {
+	if c := httpStatus(err); c != 0 {
+		switch {
 		case c == 429 || c == 503:
 			return true, retryReasonThrottled
 		case c >= 500:
@@ -221,6 +222,23 @@ func transient(parent context.Context, err error) (bool, string) {
 	return true, retryReasonOther
 }
 
+// httpStatus is the HTTP status an SDK's error carries (AWS, GCS, Azure),
+// or 0.
+func httpStatus(err error) int {
+	var hs interface{ HTTPStatusCode() int }
+	var ge *googleapi.Error
+	var ae *azcore.ResponseError
+	switch {
+	case errors.As(err, &hs):
+		return hs.HTTPStatusCode()
+	case errors.As(err, &ge):
+		return ge.Code
+	case errors.As(err, &ae):
+		return ae.StatusCode
+	}
+	return 0
+}
+
 // sleep waits d or until ctx is done.
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
@@ -238,7 +256,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 func retryCall[T any](ctx context.Context, what string, f func(ctx context.Context) (T, error)) (T, error) {
 	s := scopeOf(ctx)
 	for n := 1; ; n++ {
-		actx, cancel := context.WithTimeoutCause(ctx, s.opt.RequestTimeout, errStalled)
+		actx, cancel := context.WithTimeoutCause(sdkOneAttempt(ctx), s.opt.RequestTimeout, errStalled)
 		v, err := f(actx)
 		if err != nil && context.Cause(actx) == errStalled && ctx.Err() == nil {
 			err = fmt.Errorf("%s: no answer in %v: %w", what, s.opt.RequestTimeout, errors.Join(errStalled, err))

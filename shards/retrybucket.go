@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"cloud.google.com/go/storage"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/driver"
@@ -137,17 +139,30 @@ func (b *retryBucket) NewTypedWriter(ctx context.Context, key, contentType strin
 	return &watchedWriter{w: w, key: key, cancel: cancel, ctx: wctx, limit: s.opt.RequestTimeout}, nil
 }
 
-// oneSDKAttempt turns the AWS SDK's own retries off for one GET or list
+// oneSDKAttempt turns the SDKs' own retries off for one GET or list
 // request: this layer retries them, with each try's time limit covering
-// one HTTP exchange (the SDK would otherwise spend its backoff, up to
-// seconds, inside the StallTimeout of a read's start). Other stores'
-// requests are left as they are.
+// one HTTP exchange (an SDK would otherwise spend its backoff, up to
+// seconds, inside the StallTimeout of a read's start, and its retries would
+// multiply ours and go uncounted). AWS takes it per request; GCS per object
+// handle (reads only: its lists and attribute reads keep the client's
+// retries); Azure from the context (sdkOneAttempt).
 func oneSDKAttempt(as func(any) bool) error {
 	var opts *[]func(*s3.Options)
 	if as(&opts) {
 		*opts = append(*opts, func(o *s3.Options) { o.RetryMaxAttempts = 1 })
 	}
+	var obj **storage.ObjectHandle
+	if as(&obj) {
+		*obj = (*obj).Retryer(storage.WithPolicy(storage.RetryNever))
+	}
 	return nil
+}
+
+// sdkOneAttempt is ctx for a request this layer retries, telling the Azure
+// SDK to make one attempt (-1: no retries); other SDKs ignore the value.
+// Uploads keep their SDK's retries: this layer does not retry a write.
+func sdkOneAttempt(ctx context.Context) context.Context {
+	return policy.WithRetryOptions(ctx, policy.RetryOptions{MaxRetries: -1})
 }
 
 // watchedWriter cancels its upload when one call blocks for longer than
@@ -245,7 +260,7 @@ func (r *resumingReader) open() error {
 // attempt opens the object at pos, waiting at most StallTimeout for the
 // response headers.
 func (r *resumingReader) attempt() error {
-	actx, cancel := context.WithCancelCause(r.ctx)
+	actx, cancel := context.WithCancelCause(sdkOneAttempt(r.ctx))
 	stall := r.scope.opt.StallTimeout
 	t := time.AfterFunc(stall, func() { cancel(errStalled) })
 	length := int64(-1)
