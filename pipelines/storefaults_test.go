@@ -224,51 +224,7 @@ func statsJSON(t *testing.T, path string) map[string]any {
 // Transient object-store faults while reading the inputs leave the output
 // byte-identical to a clean run's, and are counted in the stats files.
 func TestPreprocessSurvivesStoreFaults(t *testing.T) {
-	fs := newFaultyStore(t)
-	testSurvivesStoreFaults(t, fs)
-
-	// 10% of all requests faulted with a mix; a run makes about 10
-	// requests, so 20 runs with different seeds: every run's output is the
-	// clean run's.
-	t.Run("ten_percent_mix", func(t *testing.T) {
-		mix := []faultproxy.Fault{
-			{Kind: faultproxy.Reset, After: 8 << 10}, {Kind: faultproxy.Reset},
-			faultproxy.SlowDown, faultproxy.InternalError,
-			{Kind: faultproxy.Latency, Delay: 200 * time.Millisecond},
-			{Kind: faultproxy.Throttle, BytesPerSec: 512 << 10},
-		}
-		var injected, requests int
-		var retries, resumes int64
-		kinds := map[faultproxy.Kind]int{}
-		reasons := map[string]int64{}
-		for seed := range uint64(20) {
-			fs.proxy.Seed(seed + 1)
-			out, sum, err, took := fs.run(t, faultproxy.Rule{Fraction: 0.1, Mix: mix})
-			if err != nil {
-				t.Fatalf("seed %d: run failed after %v: %v", seed+1, took, err)
-			}
-			r, s, rs := fs.sameAsClean(t, out)
-			if testing.Verbose() && fs.proxy.InjectedTotal() > 0 {
-				t.Logf("seed %d, %v: %d of %d requests faulted %v; stats: %d retries, %d resumes %v; run: %d retries, %d resumes",
-					seed+1, took.Round(10*time.Millisecond), fs.proxy.InjectedTotal(), fs.proxy.Requests(), fs.proxy.Injected(),
-					r, s, rs, sum.Retries, sum.Resumes)
-			}
-			for k, n := range fs.proxy.Injected() {
-				kinds[k] += n
-			}
-			injected += fs.proxy.InjectedTotal()
-			requests += fs.proxy.Requests()
-			retries, resumes = retries+sum.Retries, resumes+sum.Resumes
-			for k, n := range rs {
-				reasons[k] += n
-			}
-		}
-		t.Logf("in all: %d of %d requests faulted %v; %d retries, %d resumes %v; 0 runs failed, 0 rows lost",
-			injected, requests, kinds, retries, resumes, reasons)
-		if injected == 0 || retries+resumes == 0 {
-			t.Errorf("%d faults injected, %d retries and %d resumes counted; want some of each", injected, retries, resumes)
-		}
-	})
+	testSurvivesStoreFaults(t, newFaultyStore(t))
 }
 
 // The same faults through GCS's client (fake-gcs-server): the GCS SDK's
@@ -277,7 +233,8 @@ func TestPreprocessSurvivesGCSFaults(t *testing.T) {
 	testSurvivesStoreFaults(t, newFaultyStoreOn(t, "gs"))
 }
 
-// testSurvivesStoreFaults runs one fault of each kind on shard 00001.
+// testSurvivesStoreFaults runs one fault of each kind on shard 00001, then
+// 20 runs with 10% of the requests faulted.
 func testSurvivesStoreFaults(t *testing.T, fs *faultyStore) {
 	// The object's download: S3's path and GCS's XML API path (its JSON
 	// API's metadata reads are /storage/v1/b/raw/o/in/...).
@@ -331,6 +288,49 @@ func testSurvivesStoreFaults(t *testing.T, fs *faultyStore) {
 			}
 		})
 	}
+
+	// 10% of all requests faulted with a mix; a run makes about 10
+	// requests, so 20 runs with different seeds: every run's output is the
+	// clean run's.
+	t.Run("ten_percent_mix", func(t *testing.T) {
+		mix := []faultproxy.Fault{
+			{Kind: faultproxy.Reset, After: 8 << 10}, {Kind: faultproxy.Reset},
+			faultproxy.SlowDown, faultproxy.InternalError,
+			{Kind: faultproxy.Latency, Delay: 200 * time.Millisecond},
+			{Kind: faultproxy.Throttle, BytesPerSec: 512 << 10},
+		}
+		var injected, requests int
+		var retries, resumes int64
+		kinds := map[faultproxy.Kind]int{}
+		reasons := map[string]int64{}
+		for seed := range uint64(20) {
+			fs.proxy.Seed(seed + 1)
+			out, sum, err, took := fs.run(t, faultproxy.Rule{Fraction: 0.1, Mix: mix})
+			if err != nil {
+				t.Fatalf("seed %d: run failed after %v: %v", seed+1, took, err)
+			}
+			r, s, rs := fs.sameAsClean(t, out)
+			if testing.Verbose() && fs.proxy.InjectedTotal() > 0 {
+				t.Logf("seed %d, %v: %d of %d requests faulted %v; stats: %d retries, %d resumes %v; run: %d retries, %d resumes",
+					seed+1, took.Round(10*time.Millisecond), fs.proxy.InjectedTotal(), fs.proxy.Requests(), fs.proxy.Injected(),
+					r, s, rs, sum.Retries, sum.Resumes)
+			}
+			for k, n := range fs.proxy.Injected() {
+				kinds[k] += n
+			}
+			injected += fs.proxy.InjectedTotal()
+			requests += fs.proxy.Requests()
+			retries, resumes = retries+sum.Retries, resumes+sum.Resumes
+			for k, n := range rs {
+				reasons[k] += n
+			}
+		}
+		t.Logf("in all: %d of %d requests faulted %v; %d retries, %d resumes %v; 0 runs failed, 0 rows lost",
+			injected, requests, kinds, retries, resumes, reasons)
+		if injected == 0 || retries+resumes == 0 {
+			t.Errorf("%d faults injected, %d retries and %d resumes counted; want some of each", injected, retries, resumes)
+		}
+	})
 }
 
 // Permanent faults fail the run at once with an error naming the input,
