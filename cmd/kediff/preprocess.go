@@ -28,6 +28,9 @@ func runPreprocess(ctx context.Context, args []string) error {
 	fs.Var(&posDicts, "pos-dict", "user dictionary for the POS tagger, one \"word freq tag\" a line (repeatable; adds to pos.user_dicts)")
 	library := fs.String("onnxruntime", "", "onnxruntime shared library for the model stages (overrides onnx.library; default: $KEDIFF_ONNXRUNTIME, then the bundled one, then the system's)")
 	cuda := fs.Bool("cuda", false, "run the model stages on CUDA (sets onnx.cuda; needs a GPU build of onnxruntime)")
+	retries := fs.Int("store-attempts", 0, "tries per object-store request before a transient fault fails the run (overrides store.attempts; default 5)")
+	timeout := fs.Duration("store-timeout", 0, "time limit of one object-store request (overrides store.request_timeout; default 60s)")
+	stall := fs.Duration("store-stall-timeout", 0, "a read that delivers no byte for this long is aborted and resumed (overrides store.stall_timeout; default 30s)")
 	quiet := fs.Bool("quiet", false, "no progress bar, for batch jobs (logs still go to stderr)")
 	logFormat := fs.String("log-format", "text", "log format on stderr: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -54,6 +57,18 @@ func runPreprocess(ctx context.Context, args []string) error {
 	if *cuda {
 		cfg.ONNX.CUDA = true
 	}
+	// Flags set on the command line override the config's store section
+	// (Preprocess checks the values).
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "store-attempts":
+			cfg.Store.Attempts = *retries
+		case "store-timeout":
+			cfg.Store.RequestTimeout = *timeout
+		case "store-stall-timeout":
+			cfg.Store.StallTimeout = *stall
+		}
+	})
 	split, err := pipelines.SplitFromEnv(*worker, *workers, os.Getenv)
 	if err != nil {
 		return err
