@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/kediff/kediff/internal/atomicfile"
-	"github.com/kediff/kediff/unet"
 )
 
 // TestMain runs this test binary as a trainer that a test kills inside a
@@ -96,20 +95,10 @@ func TestResumeAfterKillInsideSave(t *testing.T) {
 	if err := tr.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	want, got := readLosses(t, full), readLosses(t, out)
-	if len(got) != len(want) {
-		t.Fatalf("%d metrics lines after resume, want %d", len(got), len(want))
-	}
-	for i := range want {
-		if got[i].Step != want[i].Step || got[i].Loss != want[i].Loss || got[i].GradNorm != want[i].GradNorm {
-			t.Errorf("step %d: loss %v grad %v, uninterrupted %v %v", want[i].Step, got[i].Loss, got[i].GradNorm, want[i].Loss, want[i].GradNorm)
-		}
-	}
-	for _, f := range []string{unet.WeightsFile, OptimizerFile, EMAFile, StateFile} {
-		a, _ := os.ReadFile(filepath.Join(full, f))
-		b, _ := os.ReadFile(filepath.Join(out, f))
-		if !bytes.Equal(a, b) {
-			t.Errorf("%s differs from the uninterrupted run's after the resume", f)
-		}
+	sameAsUninterrupted(t, full, out)
+	a, _ := os.ReadFile(filepath.Join(full, StateFile))
+	b, _ := os.ReadFile(filepath.Join(out, StateFile))
+	if !bytes.Equal(a, b) {
+		t.Errorf("%s differs from the uninterrupted run's after the resume", StateFile)
 	}
 }

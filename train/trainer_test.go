@@ -53,6 +53,29 @@ func readLosses(t *testing.T, dir string) []Metrics {
 	return out
 }
 
+// sameAsUninterrupted checks that a run interrupted and resumed in out
+// logged the losses and grad norms of the uninterrupted run in full, and
+// ended on its weights, optimizer state and EMA, byte for byte.
+func sameAsUninterrupted(t *testing.T, full, out string) {
+	t.Helper()
+	want, got := readLosses(t, full), readLosses(t, out)
+	if len(got) != len(want) {
+		t.Fatalf("%d metrics lines after resume, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].Step != want[i].Step || got[i].Loss != want[i].Loss || got[i].GradNorm != want[i].GradNorm {
+			t.Errorf("step %d: loss %v grad %v, uninterrupted %v %v", want[i].Step, got[i].Loss, got[i].GradNorm, want[i].Loss, want[i].GradNorm)
+		}
+	}
+	for _, f := range []string{unet.WeightsFile, OptimizerFile, EMAFile} {
+		a, _ := os.ReadFile(filepath.Join(full, f))
+		b, _ := os.ReadFile(filepath.Join(out, f))
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s differs from the uninterrupted run's after the resume", f)
+		}
+	}
+}
+
 func TestTrainStepDecreasesLoss(t *testing.T) {
 	m, err := unet.NewModel(unet.TinyConfig(), nil)
 	if err != nil {
@@ -142,22 +165,7 @@ func TestTrainResumeBitIdentical(t *testing.T) {
 	if err := tr.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	got := readLosses(t, part)
-	if len(got) != len(want) {
-		t.Fatalf("%d metrics lines after resume, want %d", len(got), len(want))
-	}
-	for i := range want {
-		if got[i].Step != want[i].Step || got[i].Loss != want[i].Loss || got[i].GradNorm != want[i].GradNorm {
-			t.Errorf("step %d: loss %v grad %v, uninterrupted %v %v", want[i].Step, got[i].Loss, got[i].GradNorm, want[i].Loss, want[i].GradNorm)
-		}
-	}
-	for _, f := range []string{unet.WeightsFile, OptimizerFile, EMAFile} {
-		a, _ := os.ReadFile(filepath.Join(full, f))
-		b, _ := os.ReadFile(filepath.Join(part, f))
-		if !bytes.Equal(a, b) {
-			t.Errorf("%s differs after resume", f)
-		}
-	}
+	sameAsUninterrupted(t, full, part)
 
 	// config/checkpoint mismatch
 	bad := cfg
