@@ -256,7 +256,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 func retryCall[T any](ctx context.Context, what string, f func(ctx context.Context) (T, error)) (T, error) {
 	s := scopeOf(ctx)
 	for n := 1; ; n++ {
-		actx, cancel := context.WithTimeoutCause(sdkOneAttempt(ctx), s.opt.RequestTimeout, errStalled)
+		actx, cancel := context.WithTimeoutCause(oneAzureAttempt(ctx), s.opt.RequestTimeout, errStalled)
 		v, err := f(actx)
 		if err != nil && context.Cause(actx) == errStalled && ctx.Err() == nil {
 			err = fmt.Errorf("%s: no answer in %v: %w", what, s.opt.RequestTimeout, errors.Join(errStalled, err))

@@ -145,7 +145,7 @@ func (b *retryBucket) NewTypedWriter(ctx context.Context, key, contentType strin
 // seconds, inside the StallTimeout of a read's start, and its retries would
 // multiply ours and go uncounted). AWS takes it per request; GCS per object
 // handle (reads only: its lists and attribute reads keep the client's
-// retries); Azure from the context (sdkOneAttempt).
+// retries); Azure from the context (oneAzureAttempt).
 func oneSDKAttempt(as func(any) bool) error {
 	var opts *[]func(*s3.Options)
 	if as(&opts) {
@@ -158,10 +158,10 @@ func oneSDKAttempt(as func(any) bool) error {
 	return nil
 }
 
-// sdkOneAttempt is ctx for a request this layer retries, telling the Azure
+// oneAzureAttempt is ctx for a request this layer retries, telling the Azure
 // SDK to make one attempt (-1: no retries); other SDKs ignore the value.
 // Uploads keep their SDK's retries: this layer does not retry a write.
-func sdkOneAttempt(ctx context.Context) context.Context {
+func oneAzureAttempt(ctx context.Context) context.Context {
 	return policy.WithRetryOptions(ctx, policy.RetryOptions{MaxRetries: -1})
 }
 
@@ -260,7 +260,7 @@ func (r *resumingReader) open() error {
 // attempt opens the object at pos, waiting at most StallTimeout for the
 // response headers.
 func (r *resumingReader) attempt() error {
-	actx, cancel := context.WithCancelCause(sdkOneAttempt(r.ctx))
+	actx, cancel := context.WithCancelCause(oneAzureAttempt(r.ctx))
 	stall := r.scope.opt.StallTimeout
 	t := time.AfterFunc(stall, func() { cancel(errStalled) })
 	length := int64(-1)
