@@ -7,10 +7,14 @@ package atomicfile
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 )
 
 // Write writes path with fn through a temporary file and a rename.
@@ -35,7 +39,7 @@ func WriteBytes(path string, b []byte) error {
 // returns its name; on error it removes the file. With sync set the data
 // reach the disk before it returns. Errors name path.
 func writeTemp(path string, fn func(io.Writer) error, sync bool) (string, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	tmp, err := createTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
 	if err != nil {
 		return "", fmt.Errorf("write %s: %w", path, err)
 	}
@@ -57,3 +61,17 @@ func writeTemp(path string, fn func(io.Writer) error, sync bool) (string, error)
 	return tmp.Name(), nil
 }
 
+// createTemp creates a new file dir/prefix<random> with the permissions
+// os.Create gives (0666 less the umask), so that the renamed file can be
+// read as any other the user writes (os.CreateTemp makes 0600 files: a
+// checkpoint shared on a cluster would be unreadable by the group).
+func createTemp(dir, prefix string) (*os.File, error) {
+	for range 1000 {
+		name := filepath.Join(dir, prefix+strconv.FormatUint(uint64(rand.Uint32()), 10))
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+	}
+	return nil, fmt.Errorf("no free temporary name %s* in %s", prefix, dir)
+}

@@ -32,3 +32,36 @@ func TestWriteKeepsOldFileOnError(t *testing.T) {
 		t.Error("write into a missing folder succeeded")
 	}
 }
+
+// Written files get the permissions os.Create gives (0666 less the umask),
+// not os.CreateTemp's 0600, whether written alone or in a batch.
+func TestWrittenFilesHaveCreatePermissions(t *testing.T) {
+	dir := t.TempDir()
+	ref := filepath.Join(dir, "ref")
+	f, err := os.Create(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	want, _ := os.Stat(ref)
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	if err := WriteBytes(a, []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	var bt Batch
+	if err := bt.AddBytes(b, []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := bt.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{a, b} {
+		got, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Mode().Perm() != want.Mode().Perm() {
+			t.Errorf("%s has mode %v, want %v (as os.Create makes)", filepath.Base(p), got.Mode().Perm(), want.Mode().Perm())
+		}
+	}
+}
