@@ -14,8 +14,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kediff/kediff/internal/parquetforge"
 	"github.com/kediff/kediff/shards"
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
 )
 
 // blend is the tint the report puts on a loss-mask cell over colour c,
@@ -382,6 +384,14 @@ func TestBadInput(t *testing.T) {
 	kw.Write([]keyOnly{{Key: "a"}})
 	kw.Close()
 	writeShard(t, filepath.Join(dir, "real"), "00000", fixtureRows(t)[:1], fixtureRejects, shards.WriterOptions{})
+	shard, err := os.ReadFile(filepath.Join(dir, "real", "00000.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _ := parquetforge.Footer(t, shard)
+	md.NumRows = 4_000_000_000
+	rowsClaim := parquetforge.WithFooter(t, shard, md)
+	pageClaim := parquetforge.WithPageHeader(t, shard, func(ph *format.PageHeader) { ph.CompressedPageSize = 1<<31 - 1 })
 
 	for _, tc := range []struct {
 		name, url string
@@ -397,6 +407,8 @@ func TestBadInput(t *testing.T) {
 		{"empty folder", func() string { p := filepath.Join(dir, "void"); os.Mkdir(p, 0o755); return p }(), []string{"holds no shard", "it holds nothing"}},
 		{"missing path", filepath.Join(dir, "nowhere"), []string{"no such file or directory", "give a shard folder"}},
 		{"rejects file", filepath.Join(dir, "real", "00000_rejects.parquet"), []string{"is a rejects file", "give its shard (00000.parquet)"}},
+		{"footer claims 4e9 rows", write("rows/00000.parquet", rowsClaim), []string{"00000.parquet", "footer claims 4000000000 rows", "corrupt or hostile"}},
+		{"page claims 2 GB", write("page/00000.parquet", pageClaim), []string{"00000.parquet", "claims 2147483647 bytes", "corrupt or hostile"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer

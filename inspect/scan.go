@@ -300,8 +300,7 @@ func (s *source) readShardRejects(ctx context.Context, sh *shard, t *rejectTally
 		}
 		return nil
 	}
-	f, err := parquet.OpenFile(shardReader(ctx, s.dir, name), attrs.Size,
-		parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	f, err := shards.OpenParquet(shardReader(ctx, s.dir, name), attrs.Size, false)
 	if err != nil {
 		return fmt.Errorf("%s: not a readable Parquet file: %v", name, err)
 	}

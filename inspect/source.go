@@ -240,8 +240,7 @@ func (s *source) openShard(ctx context.Context, name string, schemas map[string]
 // seeking to a row reads only the pages that hold it.
 func (s *source) open(ctx context.Context, sh *shard, pages bool) (*parquet.File, error) {
 	ra := shardReader(ctx, s.dir, sh.name)
-	return parquet.OpenFile(ra, sh.size, parquet.SkipPageIndex(!pages), parquet.SkipBloomFilters(true),
-		parquet.ReadBufferSize(256<<10))
+	return shards.OpenParquet(ra, sh.size, pages, parquet.ReadBufferSize(256<<10))
 }
 
 // startsWith quotes the first bytes of a file that is not Parquet, so that

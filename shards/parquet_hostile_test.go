@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kediff/kediff/internal/parquetforge"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
 )
@@ -21,79 +22,6 @@ func hostileInput(t testing.TB) []byte {
 		rows[i] = i2dRow{URL: "u", Caption: ptr(fmt.Sprint("caption ", i)), Key: fmt.Sprint(i), JPG: bytes.Repeat([]byte{byte(i)}, 100)}
 	}
 	return writeParquet(t, rows)
-}
-
-// footer decodes the thrift footer of a Parquet file.
-func footer(t testing.TB, b []byte) (format.FileMetaData, int) {
-	t.Helper()
-	n := int(binary.LittleEndian.Uint32(b[len(b)-8:]))
-	var md format.FileMetaData
-	if err := thrift.Unmarshal(new(thrift.CompactProtocol), b[len(b)-8-n:len(b)-8], &md); err != nil {
-		t.Fatal(err)
-	}
-	return md, n
-}
-
-// withFooter returns b with its footer replaced by md.
-func withFooter(t testing.TB, b []byte, md format.FileMetaData) []byte {
-	t.Helper()
-	_, n := footer(t, b)
-	enc, err := thrift.Marshal(new(thrift.CompactProtocol), &md)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := append(bytes.Clone(b[:len(b)-8-n]), enc...)
-	out = binary.LittleEndian.AppendUint32(out, uint32(len(enc)))
-	return append(out, "PAR1"...)
-}
-
-// withPageHeader rewrites the first page header of the last column chunk of
-// the last row group with edit, fixing the offsets that follow it.
-func withPageHeader(t testing.TB, b []byte, edit func(*format.PageHeader)) []byte {
-	t.Helper()
-	md, _ := footer(t, b)
-	rg := &md.RowGroups[len(md.RowGroups)-1]
-	cc := &rg.Columns[len(rg.Columns)-1]
-	off := cc.MetaData.DataPageOffset
-	if cc.MetaData.DictionaryPageOffset > 0 && cc.MetaData.DictionaryPageOffset < off {
-		off = cc.MetaData.DictionaryPageOffset
-	}
-	var ph format.PageHeader
-	dec := thrift.NewDecoder(new(thrift.CompactProtocol).NewReader(bytes.NewReader(b[off:])))
-	if err := dec.Decode(&ph); err != nil {
-		t.Fatal(err)
-	}
-	old, err := thrift.Marshal(new(thrift.CompactProtocol), &ph)
-	if err != nil {
-		t.Fatal(err)
-	}
-	edit(&ph)
-	enc, err := thrift.Marshal(new(thrift.CompactProtocol), &ph)
-	if err != nil {
-		t.Fatal(err)
-	}
-	delta := int64(len(enc) - len(old))
-	shift := func(p *int64) {
-		if *p > off {
-			*p += delta
-		}
-	}
-	for i := range md.RowGroups {
-		for j := range md.RowGroups[i].Columns {
-			c := &md.RowGroups[i].Columns[j]
-			shift(&c.FileOffset)
-			shift(&c.MetaData.DataPageOffset)
-			shift(&c.MetaData.DictionaryPageOffset)
-			shift(&c.MetaData.IndexPageOffset)
-			shift(&c.ColumnIndexOffset)
-			shift(&c.OffsetIndexOffset)
-			shift(&c.MetaData.BloomFilterOffset)
-		}
-	}
-	cc.MetaData.TotalCompressedSize += delta
-	_, n := footer(t, b)
-	body := append(append(bytes.Clone(b[:off]), enc...), b[off+int64(len(old)):len(b)-8-n]...)
-	return withFooter(t, append(body, b[len(b)-8-n:]...), md)
 }
 
 // Hostile Parquet inputs: footers and page headers that claim billions of
@@ -108,51 +36,51 @@ func TestParquetHostile(t *testing.T) {
 	}{
 		{"good", func() []byte { return good }, ""},
 		{"num_rows_4e9", func() []byte {
-			md, _ := footer(t, good)
+			md, _ := parquetforge.Footer(t, good)
 			md.NumRows = 4_000_000_000
 			for i := range md.RowGroups {
 				md.RowGroups[i].NumRows = 2_000_000_000
 			}
-			return withFooter(t, good, md)
+			return parquetforge.WithFooter(t, good, md)
 		}, "row group 0 claims 2000000000 rows but holds 2"},
 		{"num_rows_max", func() []byte {
-			md, _ := footer(t, good)
+			md, _ := parquetforge.Footer(t, good)
 			md.NumRows = 1<<63 - 1
 			md.RowGroups[0].NumRows = 1<<63 - 1
-			return withFooter(t, good, md)
+			return parquetforge.WithFooter(t, good, md)
 		}, "row groups claim more than"},
 		{"num_values_4e9", func() []byte {
-			md, _ := footer(t, good)
+			md, _ := parquetforge.Footer(t, good)
 			for i := range md.RowGroups {
 				for j := range md.RowGroups[i].Columns {
 					md.RowGroups[i].Columns[j].MetaData.NumValues = 4_000_000_000
 				}
 			}
-			return withFooter(t, good, md)
+			return parquetforge.WithFooter(t, good, md)
 		}, ""},
 		{"chunk_size_2GB", func() []byte {
-			md, _ := footer(t, good)
+			md, _ := parquetforge.Footer(t, good)
 			for i := range md.RowGroups {
 				for j := range md.RowGroups[i].Columns {
 					md.RowGroups[i].Columns[j].MetaData.TotalCompressedSize = 2 << 30
 					md.RowGroups[i].Columns[j].MetaData.TotalUncompressedSize = 2 << 30
 				}
 			}
-			return withFooter(t, good, md)
+			return parquetforge.WithFooter(t, good, md)
 		}, "claims 2147483648 bytes at byte 4"},
 		{"page_2GB", func() []byte {
-			return withPageHeader(t, good, func(ph *format.PageHeader) {
+			return parquetforge.WithPageHeader(t, good, func(ph *format.PageHeader) {
 				ph.CompressedPageSize, ph.UncompressedPageSize = 1<<31-1, 1<<31-1
 			})
 		}, "claims 2147483647 bytes (2147483647 uncompressed), but its column chunk has 242 left"},
 		{"page_uncompressed_2GB", func() []byte {
-			return withPageHeader(t, good, func(ph *format.PageHeader) { ph.UncompressedPageSize = 1<<31 - 1 })
+			return parquetforge.WithPageHeader(t, good, func(ph *format.PageHeader) { ph.UncompressedPageSize = 1<<31 - 1 })
 		}, ""},
 		{"page_negative_size", func() []byte {
-			return withPageHeader(t, good, func(ph *format.PageHeader) { ph.CompressedPageSize = -5 })
+			return parquetforge.WithPageHeader(t, good, func(ph *format.PageHeader) { ph.CompressedPageSize = -5 })
 		}, "claims -5 bytes"},
 		{"page_num_values_2e9", func() []byte {
-			return withPageHeader(t, good, func(ph *format.PageHeader) {
+			return parquetforge.WithPageHeader(t, good, func(ph *format.PageHeader) {
 				if ph.DataPageHeader.Valid {
 					ph.DataPageHeader.V.NumValues = 2_000_000_000
 				}
@@ -172,18 +100,18 @@ func TestParquetHostile(t *testing.T) {
 			return b
 		}, "footer claims"},
 		{"row_group_offsets_out_of_range", func() []byte {
-			md, _ := footer(t, good)
+			md, _ := parquetforge.Footer(t, good)
 			for i := range md.RowGroups {
 				for j := range md.RowGroups[i].Columns {
 					md.RowGroups[i].Columns[j].MetaData.DataPageOffset = 1 << 40
 				}
 			}
-			return withFooter(t, good, md)
+			return parquetforge.WithFooter(t, good, md)
 		}, "at byte 1099511627776"},
 		{"schema_num_children_huge", func() []byte {
-			md, _ := footer(t, good)
+			md, _ := parquetforge.Footer(t, good)
 			md.Schema[0].NumChildren = thrift.New[int32](1 << 30)
-			return withFooter(t, good, md)
+			return parquetforge.WithFooter(t, good, md)
 		}, "declares 1073741824 children"},
 	}
 	ctx := context.Background()
@@ -248,10 +176,10 @@ func FuzzReadParquet(f *testing.F) {
 	good := hostileInput(f)
 	f.Add(good)
 	f.Add(good[len(good)/2:])
-	md, _ := footer(f, good)
+	md, _ := parquetforge.Footer(f, good)
 	md.NumRows = 4_000_000_000
-	f.Add(withFooter(f, good, md))
-	f.Add(withPageHeader(f, good, func(ph *format.PageHeader) { ph.CompressedPageSize = 1<<31 - 1 }))
+	f.Add(parquetforge.WithFooter(f, good, md))
+	f.Add(parquetforge.WithPageHeader(f, good, func(ph *format.PageHeader) { ph.CompressedPageSize = 1<<31 - 1 }))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		u := "mem://parquet-fuzz/x.parquet"
 		put(t, u, b)

@@ -49,6 +49,37 @@ func checkParquetTail(r io.ReaderAt, size int64) error {
 	return nil
 }
 
+// OpenParquet opens a Parquet file that kediff did not necessarily write
+// (an input, a training shard, a shard to inspect) so that what its
+// metadata claims is checked before parquet-go allocates it: the footer
+// length, every column chunk and page index against the file's size, and
+// each page header as its bytes are read (pageGuard). With pageIndex the
+// column and offset indexes are read too (for seeking to a row); opts are
+// parquet-go's. Reading rows may still panic inside parquet-go on a file
+// crafted past these checks: callers recover.
+func OpenParquet(r io.ReaderAt, size int64, pageIndex bool, opts ...parquet.FileOption) (*parquet.File, error) {
+	if err := checkParquetTail(r, size); err != nil {
+		return nil, err
+	}
+	g := &pageGuard{r: r}
+	base := []parquet.FileOption{parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true)}
+	f, err := parquet.OpenFile(g, size, append(base, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.setChunks(f, size, pageIndex); err != nil {
+		return nil, err
+	}
+	if pageIndex {
+		// The indexes' claimed sizes are checked (setChunks); now let
+		// parquet-go read them.
+		if f, err = parquet.OpenFile(g, size, append(opts, parquet.SkipPageIndex(false), parquet.SkipBloomFilters(true))...); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
 // pageGuard is the io.ReaderAt parquet-go reads a file through. Once the
 // footer is read (setChunks), it walks every column chunk's page headers as
 // the bytes go by, and fails the read that would hand parquet-go a header
@@ -65,9 +96,10 @@ type guardChunk struct {
 	next       int64 // offset of the next page header not yet checked
 }
 
-// setChunks checks the column chunks of f's metadata against the file size
-// and the footer, and starts guarding their pages.
-func (g *pageGuard) setChunks(f *parquet.File, size int64) error {
+// setChunks checks the column chunks of f's metadata (with indexes, their
+// page indexes too) against the file size and the footer, and starts
+// guarding their pages.
+func (g *pageGuard) setChunks(f *parquet.File, size int64, indexes bool) error {
 	md := f.Metadata()
 	footerStart := size - 8
 	if n, err := g.footerLen(size); err == nil {
@@ -96,6 +128,15 @@ func (g *pageGuard) setChunks(f *parquet.File, size int64) error {
 			if m.TotalCompressedSize < 0 || start < 4 || start > footerStart || m.TotalCompressedSize > footerStart-start || m.NumValues < 0 {
 				return fmt.Errorf("row group %d column %d (%s) claims %d bytes at byte %d with %d values, outside the %d bytes of data before the footer (%w)",
 					i, j, name, m.TotalCompressedSize, start, m.NumValues, footerStart, errParquetCorrupt)
+			}
+			for _, ix := range []struct {
+				what        string
+				off, length int64
+			}{{"column index", cc.ColumnIndexOffset, int64(cc.ColumnIndexLength)}, {"offset index", cc.OffsetIndexOffset, int64(cc.OffsetIndexLength)}} {
+				if indexes && ix.length != 0 && (ix.off < 4 || ix.length < 0 || ix.off > footerStart || ix.length > footerStart-ix.off) {
+					return fmt.Errorf("row group %d column %s: %s claims %d bytes at byte %d, outside the %d bytes before the footer (%w)",
+						i, name, ix.what, ix.length, ix.off, footerStart, errParquetCorrupt)
+				}
 			}
 			chunks = append(chunks, guardChunk{column: name, start: start, end: start + m.TotalCompressedSize, next: start})
 		}

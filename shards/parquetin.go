@@ -55,12 +55,7 @@ func ParquetSchema(ctx context.Context, url string) (*parquet.Schema, error) {
 	if err != nil {
 		return nil, blobError("input "+url, err)
 	}
-	ra := NewBlobReaderAt(ctx, b, key)
-	if err := checkParquetTail(ra, attrs.Size); err != nil {
-		return nil, fmt.Errorf("shards: input %s is not a readable Parquet file: %w", url, err)
-	}
-	f, err := parquet.OpenFile(ra, attrs.Size,
-		parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	f, err := OpenParquet(NewBlobReaderAt(ctx, b, key), attrs.Size, false)
 	if err != nil {
 		return nil, fmt.Errorf("shards: input %s is not a readable Parquet file: %w", url, err)
 	}
@@ -86,17 +81,8 @@ func readParquet(ctx context.Context, in Input, opt ReadOptions, e *emitter) (er
 	}
 	// What the footer and page headers claim is checked against the file
 	// before parquet-go allocates it (see pageGuard).
-	ra := NewBlobReaderAt(ctx, b, key)
-	if err := checkParquetTail(ra, attrs.Size); err != nil {
-		return fmt.Errorf("shards: input %s is not a readable Parquet file: %w", in.URL, err)
-	}
-	guard := &pageGuard{r: ra}
-	f, err := parquet.OpenFile(guard, attrs.Size,
-		parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true), parquet.ReadBufferSize(1<<20))
+	f, err := OpenParquet(NewBlobReaderAt(ctx, b, key), attrs.Size, false, parquet.ReadBufferSize(1<<20))
 	if err != nil {
-		return fmt.Errorf("shards: input %s is not a readable Parquet file: %w", in.URL, err)
-	}
-	if err := guard.setChunks(f, attrs.Size); err != nil {
 		return fmt.Errorf("shards: input %s is not a readable Parquet file: %w", in.URL, err)
 	}
 	lay, err := layoutOf(f.Schema(), opt)

@@ -480,6 +480,17 @@ func (l *Loader) walk(ctx context.Context, tag uint64, shardIdx []int, keep func
 	}
 }
 
+// readRows is r.Read with a panic inside parquet-go, on a shard crafted
+// past shards.OpenParquet's checks, turned into an error naming the shard.
+func readRows[T any](url string, r *parquet.GenericReader[T], rows []T) (n int, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			n, err = 0, fmt.Errorf("train: shard %s: the Parquet decoder crashed on it (corrupt or hostile file): %v", url, p)
+		}
+	}()
+	return r.Read(rows)
+}
+
 // readShard reads one shard's rows in order.
 func (l *Loader) readShard(ctx context.Context, url string, fn func(*shardRow, int) error) error {
 	bucketURL, key, err := shards.SplitURL(url)
@@ -495,7 +506,7 @@ func (l *Loader) readShard(ctx context.Context, url string, fn func(*shardRow, i
 	if err != nil {
 		return fmt.Errorf("train: shard %s: %w", url, err)
 	}
-	f, err := parquet.OpenFile(bytes.NewReader(raw), int64(len(raw)))
+	f, err := shards.OpenParquet(bytes.NewReader(raw), int64(len(raw)), false)
 	if err != nil {
 		return fmt.Errorf("train: shard %s is corrupt (not a readable Parquet file): %w", url, err)
 	}
@@ -510,7 +521,7 @@ func (l *Loader) readShard(ctx context.Context, url string, fn func(*shardRow, i
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n, rerr := r.Read(rows)
+		n, rerr := readRows(url, r, rows)
 		for j := 0; j < n; j++ {
 			row := rows[j]
 			rows[j] = shardRow{}
@@ -647,7 +658,7 @@ func (l *Loader) readShardText(ctx context.Context, url string, fn func(*textRow
 	if err != nil {
 		return fmt.Errorf("train: shard %s: %w", url, err)
 	}
-	f, err := parquet.OpenFile(bytes.NewReader(raw), int64(len(raw)))
+	f, err := shards.OpenParquet(bytes.NewReader(raw), int64(len(raw)), false)
 	if err != nil {
 		return fmt.Errorf("train: shard %s is corrupt (not a readable Parquet file): %w", url, err)
 	}
@@ -655,7 +666,7 @@ func (l *Loader) readShardText(ctx context.Context, url string, fn func(*textRow
 	defer r.Close()
 	rows := make([]textRow, 64)
 	for {
-		n, rerr := r.Read(rows)
+		n, rerr := readRows(url, r, rows)
 		for i := range rows[:n] {
 			fn(&rows[i])
 		}
