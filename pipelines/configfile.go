@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
+	"github.com/kediff/kediff/internal/limitedfile"
 	"gopkg.in/yaml.v3"
 )
 
@@ -22,21 +22,9 @@ const (
 
 // readConfigFile reads the config file at path within the bounds above.
 func readConfigFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	data, err := limitedfile.Read(path, MaxConfigBytes, "a config is a short YAML file (see pipelines/sample.yaml)")
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	tooBig := fmt.Errorf("%s has more than %d bytes; a config is a short YAML file (see pipelines/sample.yaml)", path, MaxConfigBytes)
-	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > MaxConfigBytes {
-		return nil, tooBig
-	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > MaxConfigBytes {
-		return nil, tooBig
 	}
 	if err := checkYAMLShape(data); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

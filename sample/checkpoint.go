@@ -15,6 +15,7 @@ import (
 
 	"github.com/kediff/kediff/diffusion"
 	"github.com/kediff/kediff/internal/atomicfile"
+	"github.com/kediff/kediff/internal/limitedfile"
 	"github.com/kediff/kediff/kernels"
 	"github.com/kediff/kediff/safetensors"
 	"github.com/kediff/kediff/tokenizer"
@@ -117,7 +118,7 @@ func OpenCheckpoint(dir string) (*Checkpoint, error) {
 	if c.Vocab.Size() > c.Config.NVocab {
 		return nil, fmt.Errorf("sample: checkpoint %s: %s has %d tokens but the model's n_vocab is %d", dir, VocabFile, c.Vocab.Size(), c.Config.NVocab)
 	}
-	if raw, err := os.ReadFile(filepath.Join(dir, TrainConfigFile)); err == nil {
+	if raw, err := readJSON(filepath.Join(dir, TrainConfigFile)); err == nil {
 		if err := json.Unmarshal(raw, &c.Schedule); err != nil {
 			return nil, fmt.Errorf("sample: checkpoint %s: %s: %w", dir, TrainConfigFile, err)
 		}
@@ -127,7 +128,7 @@ func OpenCheckpoint(dir string) (*Checkpoint, error) {
 	if _, err := c.Schedule.New(); err != nil {
 		return nil, fmt.Errorf("sample: checkpoint %s: %s: %w", dir, TrainConfigFile, err)
 	}
-	if raw, err := os.ReadFile(filepath.Join(dir, StateFile)); err == nil {
+	if raw, err := readJSON(filepath.Join(dir, StateFile)); err == nil {
 		var s trainState
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return nil, fmt.Errorf("sample: checkpoint %s: %s: %w", dir, StateFile, err)
@@ -282,9 +283,14 @@ func FindCheckpoints(paths []string) (experts []string, bases []string, err erro
 	return experts, bases, nil
 }
 
+// readJSON reads a checkpoint's JSON sidecar within unet.MaxJSONBytes.
+func readJSON(path string) ([]byte, error) {
+	return limitedfile.Read(path, unet.MaxJSONBytes, "a checkpoint's JSON files are a few KB")
+}
+
 func isExpert(dir string) bool {
 	atomicfile.Recover(dir) // an error is OpenCheckpoint's to report
-	raw, err := os.ReadFile(filepath.Join(dir, StateFile))
+	raw, err := readJSON(filepath.Join(dir, StateFile))
 	if err != nil {
 		return false
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kediff/kediff/internal/allocs"
 	"github.com/kediff/kediff/internal/testckpt"
 	"github.com/kediff/kediff/tokenizer"
 	"github.com/kediff/kediff/unet"
@@ -52,6 +53,13 @@ func TestBadCheckpoints(t *testing.T) {
 	os.Remove(filepath.Join(noWeights, unet.WeightsFile))
 	badState := write("bad-state", expert(8), tok, 8, 10)
 	os.WriteFile(filepath.Join(badState, StateFile), []byte(`{"expert": 12, "experts": 10}`), 0o644)
+	// JSON sidecars from elsewhere that would cost gigabytes to read.
+	hugeConfig := write("huge-config", expert(8), tok, 8, 10)
+	os.Remove(filepath.Join(hugeConfig, unet.ConfigFile))
+	allocs.SparseFile(t, filepath.Join(hugeConfig, unet.ConfigFile), 1<<40)
+	hugeState := write("huge-state", expert(8), tok, 8, 10)
+	os.Remove(filepath.Join(hugeState, StateFile))
+	allocs.SparseFile(t, filepath.Join(hugeState, StateFile), 1<<40)
 
 	open := func(t *testing.T, dirs ...string) ([]*Checkpoint, error) {
 		var out []*Checkpoint
@@ -75,6 +83,8 @@ func TestBadCheckpoints(t *testing.T) {
 		{"not_a_checkpoint", "", []string{empty}, []string{"empty", "not a kediff checkpoint", "config.json"}},
 		{"no_weights", "", []string{noWeights}, []string{"no-weights", "model.safetensors"}},
 		{"bad_state", "", []string{badState}, []string{"bad-state", "expert 12 of 10"}},
+		{"huge_config", "", []string{hugeConfig}, []string{"huge-config", "config.json has more than 1048576 bytes"}},
+		{"huge_state", "", []string{hugeState}, []string{"huge-state", "state.json has more than 1048576 bytes"}},
 		{"configs_differ", baseDir, []string{eWide}, []string{"expert-4-wide", "different model configs", "model_channels 16 vs 32"}},
 		{"vocabularies_differ", baseDir, []string{eVocab}, []string{"expert-2-vocab", "different vocabularies"}},
 		{"schedules_differ", baseDir, []string{eSched}, []string{"expert-1-cosine", "noise schedules"}},

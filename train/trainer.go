@@ -21,6 +21,7 @@ import (
 	"github.com/kediff/kediff/diffusion"
 	"github.com/kediff/kediff/dist"
 	"github.com/kediff/kediff/internal/atomicfile"
+	"github.com/kediff/kediff/internal/limitedfile"
 	"github.com/kediff/kediff/kernels"
 	"github.com/kediff/kediff/safetensors"
 	"github.com/kediff/kediff/sample"
@@ -121,27 +122,10 @@ func DefaultTrainConfig() TrainConfig {
 // (10000 levels, a clear error) and JSON has no aliases to expand.
 const MaxConfigBytes = 1 << 20
 
-// readConfigFile reads the file at path if it has at most MaxConfigBytes.
-func readConfigFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	raw, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(raw) > MaxConfigBytes {
-		return nil, fmt.Errorf("%s has more than %d bytes; a train config is a short JSON file (see train/configs)", path, MaxConfigBytes)
-	}
-	return raw, nil
-}
-
 // ReadTrainConfig reads a TrainConfig over the defaults (unknown fields are
 // errors) and resolves its model config.
 func ReadTrainConfig(path string) (TrainConfig, error) {
-	raw, err := readConfigFile(path)
+	raw, err := limitedfile.Read(path, MaxConfigBytes, "a train config is a short JSON file (see train/configs)")
 	if err != nil {
 		return TrainConfig{}, fmt.Errorf("train: config: %w", err)
 	}
@@ -743,7 +727,7 @@ func (t *Trainer) loadCheckpoint(dir string) error {
 	if err := atomicfile.Recover(dir); err != nil { // a save killed mid-commit
 		return fmt.Errorf("train: resume: %w", err)
 	}
-	raw, err := os.ReadFile(filepath.Join(dir, StateFile))
+	raw, err := limitedfile.Read(filepath.Join(dir, StateFile), unet.MaxJSONBytes, "a checkpoint's state.json is a short JSON file")
 	if err != nil {
 		return fmt.Errorf("train: resume: no checkpoint in %s: %w", dir, err)
 	}

@@ -6,6 +6,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/kediff/kediff/internal/limitedfile"
 )
 
 // Config holds the arguments of glide-text2im's create_model / Text2ImUNet
@@ -144,8 +146,13 @@ func ParseConfig(data []byte) (Config, error) {
 }
 
 // ReadConfig reads a JSON Config file.
+// MaxJSONBytes bounds the JSON files of a checkpoint folder (config.json,
+// state.json, train_config.json; real ones are a few KB): a checkpoint
+// from elsewhere with a larger one is refused before it is read.
+const MaxJSONBytes = 1 << 20
+
 func ReadConfig(path string) (Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := limitedfile.Read(path, MaxJSONBytes, "a model config.json is a short JSON file")
 	if err != nil {
 		return Config{}, fmt.Errorf("unet: %w", err)
 	}
