@@ -15,6 +15,7 @@ import (
 	"github.com/kediff/kediff/dist"
 	"github.com/kediff/kediff/kernels/cuda"
 	"github.com/kediff/kediff/metrics"
+	"github.com/kediff/kediff/shards"
 	"github.com/kediff/kediff/stages"
 	"github.com/kediff/kediff/train"
 )
@@ -113,6 +114,10 @@ func runTrain(ctx context.Context, args []string) error {
 	if base != nil {
 		baseDir = *base
 	}
+	// Reads of shards in an object store retry transient faults (package
+	// shards); they are counted here and reported at the end.
+	var store shards.RetryCounts
+	ctx = shards.WithRetryCounts(ctx, &store)
 	t, err := train.NewTrainer(ctx, cfg, *data, *out, baseDir, *resume)
 	if err != nil {
 		return err
@@ -186,6 +191,9 @@ func runTrain(ctx context.Context, args []string) error {
 	}
 	err = t.Run(ctx)
 	mjob.End(err)
+	if retries, resumes, reasons := store.Snapshot(); retries+resumes > 0 {
+		fmt.Fprintf(os.Stderr, "kediff train: reading the shards took %d retries and %d resumed reads after store faults %v\n", retries, resumes, reasons)
+	}
 	if err != nil {
 		if !*quiet {
 			fmt.Fprintln(os.Stderr)
