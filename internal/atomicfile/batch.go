@@ -48,6 +48,16 @@ func (b *Batch) Add(path string, fn func(io.Writer) error) error {
 	} else if dir != b.dir {
 		return fmt.Errorf("write %s: a batch holds files of one folder, and this one's is %s", path, b.dir)
 	}
+	// A batch killed before its journal was written left its temporary
+	// files; the folder has one writer of batches, so they are garbage.
+	prefix := "." + filepath.Base(path) + ".tmp"
+	if ents, err := os.ReadDir(dir); err == nil {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), prefix) && !e.IsDir() {
+				os.Remove(filepath.Join(dir, e.Name()))
+			}
+		}
+	}
 	tmp, err := writeTemp(path, fn, true)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -94,7 +95,8 @@ func TestBatchKilledMidCommit(t *testing.T) {
 }
 
 // A new batch in a folder with an interrupted commit finishes it first, so
-// its own journal never replaces one still needed.
+// its own journal never replaces one still needed, and removes the
+// temporary files a batch killed before its commit left.
 func TestBatchAddRecoversFirst(t *testing.T) {
 	dir := t.TempDir()
 	a := filepath.Join(dir, "a")
@@ -105,12 +107,18 @@ func TestBatchAddRecoversFirst(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, JournalFile), []byte(`{"renames":[[".a.tmp1","a"]]}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A batch killed before its journal left a temporary file of b.
+	stale := filepath.Join(dir, ".b.tmp77")
+	os.WriteFile(stale, []byte("half"), 0o644)
 	var b Batch
 	if err := b.AddBytes(filepath.Join(dir, "b"), []byte("b")); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(a); string(got) != "new" {
 		t.Errorf("a holds %q after Add, want the interrupted commit finished (new)", got)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale temporary file of b still there after Add(b): %v", err)
 	}
 	b.Discard()
 }
