@@ -142,7 +142,7 @@ func (s *source) scanRows(ctx context.Context, fn func(sh *shard, i int64, r *sc
 					rows.Close()
 					return err
 				}
-				n, rerr := rows.ReadRows(buf)
+				n, rerr := shards.ReadRows(sh.url, func() (int, error) { return rows.ReadRows(buf) })
 				for _, row := range buf[:n] {
 					r = scanRow{}
 					if err := sh.cols.scan.Reconstruct(&r, row); err != nil {
@@ -214,7 +214,7 @@ func readImage(f *parquet.File, sh *shard, i int64) (shards.Image, error) {
 			return img, fmt.Errorf("inspect: %s: seek to row %d: %w", sh.url, i, err)
 		}
 		buf := make([]parquet.Row, 1)
-		if k, err := rows.ReadRows(buf); k != 1 {
+		if k, err := shards.ReadRows(sh.url, func() (int, error) { return rows.ReadRows(buf) }); k != 1 {
 			return img, fmt.Errorf("inspect: %s: read row %d: %v", sh.url, i, err)
 		}
 		var r imageRow
@@ -308,7 +308,7 @@ func (s *source) readShardRejects(ctx context.Context, sh *shard, t *rejectTally
 		r := parquet.NewGenericRowGroupReader[shards.Reject](rg)
 		buf := make([]shards.Reject, 64)
 		for {
-			n, rerr := r.Read(buf)
+			n, rerr := shards.ReadRows(name, func() (int, error) { return r.Read(buf) })
 			for _, rej := range buf[:n] {
 				rt := t.get(rej.Reason)
 				rt.count++

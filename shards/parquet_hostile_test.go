@@ -189,3 +189,14 @@ func FuzzReadParquet(f *testing.F) {
 		}
 	})
 }
+
+// ReadRows turns a panic in a row read into an error naming the file.
+func TestReadRowsRecovers(t *testing.T) {
+	n, err := ReadRows("x.parquet", func() (int, error) { panic("index out of range [7] with length 3") })
+	if n != 0 || err == nil || !strings.Contains(err.Error(), "x.parquet: the Parquet decoder crashed") || !strings.Contains(err.Error(), "index out of range") {
+		t.Errorf("n %d, err %v", n, err)
+	}
+	if n, err := ReadRows("x.parquet", func() (int, error) { return 3, nil }); n != 3 || err != nil {
+		t.Errorf("a plain read: n %d, err %v", n, err)
+	}
+}

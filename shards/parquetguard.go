@@ -80,6 +80,18 @@ func OpenParquet(r io.ReaderAt, size int64, pageIndex bool, opts ...parquet.File
 	return f, nil
 }
 
+// ReadRows runs read, one call of a parquet-go row reader of the file
+// named what, turning a panic inside parquet-go (on a file crafted past
+// OpenParquet's checks) into an error naming the file.
+func ReadRows(what string, read func() (int, error)) (n int, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			n, err = 0, fmt.Errorf("%s: the Parquet decoder crashed on it (corrupt or hostile file): %v", what, p)
+		}
+	}()
+	return read()
+}
+
 // pageGuard is the io.ReaderAt parquet-go reads a file through. Once the
 // footer is read (setChunks), it walks every column chunk's page headers as
 // the bytes go by, and fails the read that would hand parquet-go a header

@@ -480,17 +480,6 @@ func (l *Loader) walk(ctx context.Context, tag uint64, shardIdx []int, keep func
 	}
 }
 
-// readRows is r.Read with a panic inside parquet-go, on a shard crafted
-// past shards.OpenParquet's checks, turned into an error naming the shard.
-func readRows[T any](url string, r *parquet.GenericReader[T], rows []T) (n int, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			n, err = 0, fmt.Errorf("train: shard %s: the Parquet decoder crashed on it (corrupt or hostile file): %v", url, p)
-		}
-	}()
-	return r.Read(rows)
-}
-
 // readShard reads one shard's rows in order.
 func (l *Loader) readShard(ctx context.Context, url string, fn func(*shardRow, int) error) error {
 	bucketURL, key, err := shards.SplitURL(url)
@@ -521,7 +510,7 @@ func (l *Loader) readShard(ctx context.Context, url string, fn func(*shardRow, i
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n, rerr := readRows(url, r, rows)
+		n, rerr := shards.ReadRows("train: shard "+url, func() (int, error) { return r.Read(rows) })
 		for j := 0; j < n; j++ {
 			row := rows[j]
 			rows[j] = shardRow{}
@@ -666,7 +655,7 @@ func (l *Loader) readShardText(ctx context.Context, url string, fn func(*textRow
 	defer r.Close()
 	rows := make([]textRow, 64)
 	for {
-		n, rerr := readRows(url, r, rows)
+		n, rerr := shards.ReadRows("train: shard "+url, func() (int, error) { return r.Read(rows) })
 		for i := range rows[:n] {
 			fn(&rows[i])
 		}
