@@ -18,8 +18,12 @@ import (
 )
 
 // Write writes path with fn through a temporary file and a rename.
-func Write(path string, fn func(io.Writer) error) error {
-	tmp, err := writeTemp(path, fn, false)
+func Write(path string, fn func(io.Writer) error) error { return write(path, fn, false) }
+
+// write is Write, with the data synced to the disk before the rename if
+// sync is set.
+func write(path string, fn func(io.Writer) error, sync bool) error {
+	tmp, err := writeTemp(path, fn, sync)
 	if err != nil {
 		return err
 	}

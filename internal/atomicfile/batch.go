@@ -89,13 +89,7 @@ func (b *Batch) Commit() error {
 	}
 	raw, _ := json.Marshal(j)
 	jpath := filepath.Join(b.dir, JournalFile)
-	tmp, err := writeTemp(jpath, func(w io.Writer) error { _, err := w.Write(raw); return err }, true)
-	if err == nil {
-		err = os.Rename(tmp, jpath)
-		if err != nil {
-			os.Remove(tmp)
-		}
-	}
+	err := write(jpath, func(w io.Writer) error { _, err := w.Write(raw); return err }, true)
 	if err == nil {
 		err = syncDir(b.dir)
 	}
@@ -103,8 +97,12 @@ func (b *Batch) Commit() error {
 		os.Remove(jpath)
 		return errors.Join(fmt.Errorf("commit %s: %w", b.dir, err), b.Discard())
 	}
-	for i := range b.paths {
-		if err := os.Rename(b.tmps[i], b.paths[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
+	// Committed: from here the temporary files belong to the journal, and
+	// Discard must not remove them.
+	paths, tmps := b.paths, b.tmps
+	b.paths, b.tmps = nil, nil
+	for i := range paths {
+		if err := os.Rename(tmps[i], paths[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
 			// Renames in one folder fail only if the folder itself went
 			// away or became read-only; the journal lets Recover finish.
 			return fmt.Errorf("commit %s: %w (the new files stay in their temporary names; reading the folder again finishes the commit)", b.dir, err)
@@ -113,7 +111,6 @@ func (b *Batch) Commit() error {
 			TestHookAfterRename(i)
 		}
 	}
-	b.paths, b.tmps = nil, nil
 	if err := syncDir(b.dir); err != nil {
 		return fmt.Errorf("commit %s: %w", b.dir, err)
 	}

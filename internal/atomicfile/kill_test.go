@@ -145,3 +145,40 @@ func TestRecoverRefusesForeignJournal(t *testing.T) {
 		}
 	}
 }
+
+// A rename that fails after the commit point (here: a folder took b's
+// name) leaves the journal and b's temporary file for Recover, even when
+// the caller Discards the batch, as callers do on every error.
+func TestBatchRenameFailsAfterCommitPoint(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	var bt Batch
+	if err := bt.AddBytes(a, []byte("new a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := bt.AddBytes(b, []byte("new b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(b, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := bt.Commit()
+	if err == nil || !strings.Contains(err.Error(), "finishes the commit") {
+		t.Fatalf("Commit: %v, want the failed rename reported", err)
+	}
+	if err := bt.Discard(); err != nil {
+		t.Fatal(err)
+	}
+	if err := Recover(dir); err == nil {
+		t.Fatal("Recover succeeded while a folder holds b's name")
+	}
+	os.RemoveAll(b)
+	if err := Recover(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{a, b} {
+		if got, _ := os.ReadFile(p); string(got) != "new "+filepath.Base(p) {
+			t.Errorf("%s holds %q after Recover", filepath.Base(p), got)
+		}
+	}
+}
