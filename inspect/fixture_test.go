@@ -7,13 +7,9 @@ import (
 	"image"
 	"image/color"
 	"image/png"
-	"net/http/httptest"
-	"net/url"
 	"testing"
 	"time"
 
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/kediff/kediff/shards"
 )
 
@@ -141,22 +137,4 @@ func writeShard(t testing.TB, dirURL, id string, rows []shards.Row, rejects []sh
 	if err := w.Close(st); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// startS3 serves a real S3 API (gofakes3, in-memory) on loopback with one
-// bucket and returns the URL query that points s3blob at it.
-func startS3(t testing.TB, bucket string) (query string) {
-	t.Helper()
-	backend := s3mem.New()
-	if err := backend.CreateBucket(bucket); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(gofakes3.New(backend).Server())
-	t.Cleanup(srv.Close)
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-	return url.Values{"endpoint": {srv.URL}, "region": {"us-east-1"}, "use_path_style": {"true"}, "disable_https": {"true"}}.Encode()
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/kediff/kediff/internal/parquetforge"
+	"github.com/kediff/kediff/internal/s3test"
 	"github.com/kediff/kediff/shards"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
@@ -428,7 +429,7 @@ func TestBadInput(t *testing.T) {
 // The same shard read from a local folder, mem:// and a real S3 API
 // (gofakes3), as a folder and as one file.
 func TestBlobStores(t *testing.T) {
-	q := startS3(t, "kediff-shards")
+	q := s3test.Query(s3test.Start(t, "kediff-shards"))
 	for _, tc := range []struct{ name, dir, query string }{
 		{"file", "file://" + t.TempDir(), ""},
 		{"mem", "mem://inspect-test/out", ""},

@@ -9,17 +9,13 @@ import (
 	"fmt"
 	"image/jpeg"
 	"io"
-	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
-
 	"github.com/kediff/kediff/internal/duckdbtest"
+	"github.com/kediff/kediff/internal/s3test"
 	"github.com/kediff/kediff/shards"
 )
 
@@ -159,30 +155,9 @@ func toInt(v any) int64 {
 	return n
 }
 
-// startS3 serves the S3 API (gofakes3, in memory) on loopback with the given
-// buckets and returns the URL query that points s3blob at it.
-func startS3(t *testing.T, buckets ...string) string {
-	t.Helper()
-	backend := s3mem.New()
-	for _, b := range buckets {
-		if err := backend.CreateBucket(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	srv := httptest.NewServer(gofakes3.New(backend).Server())
-	t.Cleanup(srv.Close)
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-	return url.Values{"endpoint": {srv.URL}, "region": {"us-east-1"},
-		"use_path_style": {"true"}, "disable_https": {"true"}}.Encode()
-}
-
 // A run from S3 to S3 writes the same rows as a run between local folders.
 func TestPreprocessS3ToS3(t *testing.T) {
-	q := startS3(t, "raw", "train")
+	q := s3test.Query(s3test.Start(t, "raw", "train"))
 	local := makeSample(t, 20, 5)
 	ctx := context.Background()
 	inBucket, err := shards.OpenDir(ctx, "s3://raw/laion?"+q, false)
@@ -228,7 +203,7 @@ func TestPreprocessS3ToS3(t *testing.T) {
 
 // Unreachable inputs and outputs fail before any work, saying what to check.
 func TestPreprocessFailsEarly(t *testing.T) {
-	q := startS3(t, "raw")
+	q := s3test.Query(s3test.Start(t, "raw"))
 	in := makeSample(t, 4, 4)
 	tests := []struct {
 		name, input, output, want string

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kediff/kediff/internal/s3test"
 	"github.com/kediff/kediff/shards"
 )
 
@@ -17,7 +18,7 @@ import (
 // stats file, the manifest, Parquet bytes (metadata, the Source column) or an
 // error: each run below is grepped for the marker strings.
 func TestSecretsNeverWritten(t *testing.T) {
-	q := startS3(t, "raw", "train")
+	q := s3test.Query(s3test.Start(t, "raw", "train"))
 	markers := []string{"MARKsecretENV1", "MARKtokenENV2", "MARKquerySECRET3", "MARKuserPASS4", "MARKendpointPASS5", "MARKsigSIG6"}
 	// gofakes3 does not check signatures, so any key works against it.
 	t.Setenv("AWS_SECRET_ACCESS_KEY", markers[0])

@@ -8,7 +8,6 @@ import (
 	"io"
 	"maps"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,11 +16,10 @@ import (
 	"time"
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kediff/kediff/internal/faultproxy"
+	"github.com/kediff/kediff/internal/s3test"
 	"github.com/kediff/kediff/metrics"
 	"github.com/kediff/kediff/shards"
 )
@@ -52,21 +50,9 @@ func newFaultyStoreOn(t *testing.T, kind string) *faultyStore {
 	fs := &faultyStore{kind: kind}
 	switch kind {
 	case "s3":
-		backend := s3mem.New()
-		for _, b := range []string{"raw", "train"} {
-			if err := backend.CreateBucket(b); err != nil {
-				t.Fatal(err)
-			}
-		}
-		srv := httptest.NewServer(gofakes3.New(backend).Server())
-		t.Cleanup(srv.Close)
-		startS3(t) // the AWS environment
-		q := func(endpoint string) string {
-			return url.Values{"endpoint": {endpoint}, "region": {"us-east-1"},
-				"use_path_style": {"true"}, "disable_https": {"true"}}.Encode()
-		}
-		fs.proxy, fs.direct = faultproxy.Start(t, srv.URL), q(srv.URL)
-		fs.query = q(fs.proxy.URL)
+		endpoint := s3test.Start(t, "raw", "train")
+		fs.proxy, fs.direct = faultproxy.Start(t, endpoint), s3test.Query(endpoint)
+		fs.query = s3test.Query(fs.proxy.URL)
 		ctx := context.Background()
 		in, err := shards.OpenDir(ctx, "s3://raw/in?"+fs.direct, false)
 		if err != nil {

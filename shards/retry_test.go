@@ -6,16 +6,12 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
-	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
-
 	"github.com/kediff/kediff/internal/faultproxy"
+	"github.com/kediff/kediff/internal/s3test"
 )
 
 // faultyS3 serves a real S3 API (gofakes3) with bucket "in" behind a fault
@@ -23,19 +19,9 @@ import (
 // through the proxy and directly.
 func faultyS3(t *testing.T) (p *faultproxy.Proxy, viaProxy, direct string) {
 	t.Helper()
-	backend := s3mem.New()
-	if err := backend.CreateBucket("in"); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(gofakes3.New(backend).Server())
-	t.Cleanup(srv.Close)
-	startS3(t, "unused") // sets the AWS environment
-	p = faultproxy.Start(t, srv.URL)
-	q := func(endpoint string) string {
-		return url.Values{"endpoint": {endpoint}, "region": {"us-east-1"},
-			"use_path_style": {"true"}, "disable_https": {"true"}}.Encode()
-	}
-	return p, q(p.URL), q(srv.URL)
+	endpoint := s3test.Start(t, "in")
+	p = faultproxy.Start(t, endpoint)
+	return p, s3test.Query(p.URL), s3test.Query(endpoint)
 }
 
 // fastRetry is the retry policy of the tests: the defaults' shape at a

@@ -3,14 +3,11 @@ package shards
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
 
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"github.com/kediff/kediff/internal/s3test"
 )
 
 // testStore is one blob backend the reader tests run against. url maps a
@@ -22,37 +19,13 @@ type testStore struct {
 
 var memSeq atomic.Int64
 
-// startS3 serves a real S3 API (gofakes3, in-memory backend) on loopback
-// with one bucket, and returns the URL query that points s3blob at it.
-func startS3(t testing.TB, bucket string) (query string) {
-	t.Helper()
-	backend := s3mem.New()
-	if err := backend.CreateBucket(bucket); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(gofakes3.New(backend).Server()) // binds 127.0.0.1
-	t.Cleanup(srv.Close)
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-	q := url.Values{
-		"endpoint":       {srv.URL},
-		"region":         {"us-east-1"},
-		"use_path_style": {"true"},
-		"disable_https":  {"true"},
-	}
-	return q.Encode()
-}
-
 // stores returns file://, mem:// and s3:// stores, each with its own empty
 // folder.
 func stores(t *testing.T) []testStore {
 	t.Helper()
 	dir := t.TempDir()
 	mem := fmt.Sprintf("test%d", memSeq.Add(1))
-	q := startS3(t, "kediff-in")
+	q := s3test.Query(s3test.Start(t, "kediff-in"))
 	prefix := fmt.Sprintf("t%d", memSeq.Add(1))
 	return []testStore{
 		{"file", func(rel string) string { return "file://" + dir + "/" + rel }},
@@ -79,7 +52,7 @@ func put(t testing.TB, rawURL string, data []byte) {
 }
 
 func TestS3Errors(t *testing.T) {
-	q := startS3(t, "kediff-in")
+	q := s3test.Query(s3test.Start(t, "kediff-in"))
 	ctx := context.Background()
 	put(t, "s3://kediff-in/x/00000.tar?"+q, makeTar(t, member{name: "a.jpg", body: "i"}))
 	cases := []struct{ name, pattern, want string }{

@@ -2,17 +2,14 @@ package train
 
 import (
 	"context"
-	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/kediff/kediff/internal/faultproxy"
+	"github.com/kediff/kediff/internal/s3test"
 	"github.com/kediff/kediff/shards"
 )
 
@@ -22,21 +19,9 @@ import (
 // its headers) gives the losses and weights of training from a local copy.
 func TestTrainSurvivesStoreFaults(t *testing.T) {
 	data := writeTestShards(t, shardOpts{shards: 2, rows: 5, size: 8, nanRow: -1})
-	backend := s3mem.New()
-	if err := backend.CreateBucket("train"); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(gofakes3.New(backend).Server())
-	t.Cleanup(srv.Close)
-	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_EC2_METADATA_DISABLED": "true",
-		"AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"} {
-		t.Setenv(k, v)
-	}
-	query := func(endpoint string) string {
-		return url.Values{"endpoint": {endpoint}, "region": {"us-east-1"}, "use_path_style": {"true"}, "disable_https": {"true"}}.Encode()
-	}
+	endpoint := s3test.Start(t, "train")
 	ctx := context.Background()
-	b, err := shards.OpenDir(ctx, "s3://train/shards?"+query(srv.URL), false)
+	b, err := shards.OpenDir(ctx, "s3://train/shards?"+s3test.Query(endpoint), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +45,7 @@ func TestTrainSurvivesStoreFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	proxy := faultproxy.Start(t, srv.URL,
+	proxy := faultproxy.Start(t, endpoint,
 		faultproxy.Rule{Method: "GET", Path: "manifest.json", Nth: 1, Fault: faultproxy.SlowDown},
 		faultproxy.Rule{Method: "GET", Path: "00000.parquet", Nth: 1, Fault: faultproxy.Fault{Kind: faultproxy.Reset, After: 4 << 10}},
 		faultproxy.Rule{Method: "GET", Path: "00001.parquet", Nth: 1, Fault: faultproxy.Fault{Kind: faultproxy.StallBody, After: 2 << 10, Delay: time.Minute}},
@@ -71,7 +56,7 @@ func TestTrainSurvivesStoreFaults(t *testing.T) {
 		MaxDelay: 100 * time.Millisecond, RequestTimeout: 2 * time.Second, StallTimeout: time.Second}), &counts)
 	out := t.TempDir()
 	start := time.Now()
-	tr, err = NewTrainer(fctx, cfg, "s3://train/shards?"+query(proxy.URL), out, "", false)
+	tr, err = NewTrainer(fctx, cfg, "s3://train/shards?"+s3test.Query(proxy.URL), out, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
