@@ -15,13 +15,7 @@ import (
 // with bounded memory and time.
 func TestTokenizerHostile(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, s string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, s string) string { return allocs.WriteFile(t, filepath.Join(dir, name), s) }
 	sparse := allocs.SparseFile(t, filepath.Join(dir, "huge.json"), 1<<40) // 1 TB claimed, no disk used
 	fifo := filepath.Join(dir, "fifo.json")                                // a stream of unknown size
 	endless := false

@@ -27,13 +27,7 @@ func laughs(key string) string {
 // Each is a clear error with bounded memory and time.
 func TestLoadConfigHostile(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, s string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, s string) string { return allocs.WriteFile(t, filepath.Join(dir, name), s) }
 	sparse := allocs.SparseFile(t, filepath.Join(dir, "huge.yaml"), 1<<40) // 1 TB claimed, no disk used
 	tests := []struct{ name, path, want string }{
 		{"sample", "sample.yaml", ""},

@@ -1,7 +1,6 @@
 package train
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,13 +12,7 @@ import (
 // error with bounded memory.
 func TestReadTrainConfigHostile(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, s string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, s string) string { return allocs.WriteFile(t, filepath.Join(dir, name), s) }
 	sparse := allocs.SparseFile(t, filepath.Join(dir, "huge.json"), 1<<40) // 1 TB claimed, no disk used
 	tests := []struct{ name, path, want string }{
 		{"huge_file", sparse, "more than 1048576 bytes"},

@@ -37,3 +37,12 @@ func SparseFile(t testing.TB, path string, size int64) string {
 	}
 	return path
 }
+
+// WriteFile writes s to path and returns path: a small crafted input.
+func WriteFile(t testing.TB, path, s string) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
